@@ -1,0 +1,11 @@
+//! The MIG domain, pure: the GPU model catalog, layouts with exact placements, geometry
+//! enumeration, the minimal-change planner and mig-parted v1 configs.
+//!
+//! No I/O, no async, no NVML: every function takes values and returns values. The agent
+//! executes what this crate decides; it never searches by trial.
+
+pub mod catalog;
+pub mod geometry;
+pub mod layout;
+
+pub use catalog::{find_model, model_by_pci, models, GpuModel, ProfileIdx};
