@@ -7,5 +7,7 @@
 pub mod catalog;
 pub mod geometry;
 pub mod layout;
+pub mod plan;
+pub mod spec;
 
-pub use catalog::{find_model, model_by_pci, models, GpuModel, ProfileIdx};
+pub use catalog::{GpuModel, ProfileIdx, find_model, model_by_pci, models};

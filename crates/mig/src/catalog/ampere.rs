@@ -1,6 +1,6 @@
 //! Ampere models: A30-24GB, A100-40GB, A100-80GB (mig-facts §2.4).
 
-use super::{four_slice, seven_slice, Fact, Generation, GiConst::*, GpuModel, PciDevice, Source};
+use super::{Fact, Generation, GiConst::*, GpuModel, PciDevice, Source, four_slice, seven_slice};
 
 type F = Fact<u32>;
 

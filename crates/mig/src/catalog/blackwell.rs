@@ -1,6 +1,6 @@
 //! Blackwell models: B200-180GB (mig-facts §2.4).
 
-use super::{seven_slice, Fact, Generation, GiConst::*, GpuModel, PciDevice, Source};
+use super::{Fact, Generation, GiConst::*, GpuModel, PciDevice, Source, seven_slice};
 
 type F = Fact<u32>;
 

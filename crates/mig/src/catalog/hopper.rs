@@ -1,7 +1,7 @@
 //! Hopper models: H100-80GB, H100 NVL 94GB, H100-96GB (GH200 96GB), H200-141GB,
 //! GH200-144GB (mig-facts §2.4).
 
-use super::{seven_slice, Fact, Generation, GiConst::*, GpuModel, PciDevice, Source};
+use super::{Fact, Generation, GiConst::*, GpuModel, PciDevice, Source, seven_slice};
 
 type F = Fact<u32>;
 

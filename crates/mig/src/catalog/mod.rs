@@ -14,9 +14,9 @@ mod hopper;
 mod names;
 
 pub use fact::{Fact, Source};
-pub use names::{normalize_model_name, ProfileName};
+pub use names::{ProfileName, normalize_model_name};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// NVIDIA's PCI vendor id.
@@ -47,7 +47,7 @@ impl Generation {
 /// NVML's GPU-instance profile *index* constants (`NVML_GPU_INSTANCE_PROFILE_*`). These are
 /// what `nvmlDeviceGetGpuInstanceProfileInfo` takes; the driver's unique profile id
 /// ([`GiProfile::id`]) is a different number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum GiConst {
     #[serde(rename = "NVML_GPU_INSTANCE_PROFILE_1_SLICE")]
     Slice1,
@@ -249,7 +249,7 @@ pub struct GpuModel {
 }
 
 /// Index of a profile in [`GpuModel::profiles`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ProfileIdx(pub u8);
 
 impl GpuModel {

@@ -75,6 +75,16 @@ impl ProfileName {
     }
 }
 
+impl std::fmt::Display for ProfileName {
+    /// The canonical spelling: `1c.3g.40gb`, `1g.10gb+me`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(c) = self.ci_slices {
+            write!(f, "{c}c.")?;
+        }
+        f.write_str(&self.gi_name())
+    }
+}
+
 fn example(suffix: &str) -> &'static str {
     match suffix {
         "g" => "3g",
