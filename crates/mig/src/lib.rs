@@ -7,6 +7,7 @@
 pub mod catalog;
 pub mod geometry;
 pub mod layout;
+pub mod notation;
 pub mod plan;
 pub mod spec;
 

@@ -386,6 +386,20 @@ pub fn find_model(name: &str) -> Result<&'static GpuModel, ModelError> {
         .copied()
         .filter(|m| normalize_model_name(m.name) == key || m.aliases.contains(&key.as_str()))
         .collect();
+    // A bare family name (`A100`) matches every model whose name extends it.
+    let hits = if hits.is_empty() && !key.is_empty() {
+        let prefix = format!("{key}-");
+        models()
+            .iter()
+            .copied()
+            .filter(|m| {
+                normalize_model_name(m.name).starts_with(&prefix)
+                    || m.aliases.iter().any(|a| a.starts_with(&prefix))
+            })
+            .collect()
+    } else {
+        hits
+    };
     match hits.as_slice() {
         [one] => Ok(one),
         [] => Err(ModelError::Unknown {
@@ -477,5 +491,109 @@ const fn four_slice(
         max_instances: max,
         starts,
         starts_source: Source::Measured,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_models_by_driver_label_and_catalog_names() {
+        for (name, want) in [
+            ("H100-80GB", "H100-80GB"),
+            ("NVIDIA H100 80GB HBM3", "H100-80GB"),
+            ("NVIDIA-H100-PCIe", "H100-80GB"),
+            ("h100-sxm5-80gb", "H100-80GB"),
+            ("NVIDIA-A100-SXM4-40GB", "A100-40GB"),
+            ("NVIDIA-A100-40GB-PCIe", "A100-40GB"),
+            ("NVIDIA A100 80GB PCIe", "A100-80GB"),
+            ("NVIDIA-A100-SXM4-80GB-MIG-1g.10gb", "A100-80GB"),
+            ("NVIDIA H100 NVL", "H100-NVL-94GB"),
+            ("NVIDIA GH200 480GB", "H100-96GB"),
+            ("NVIDIA GH200 144G HBM3e", "GH200-144GB"),
+            ("NVIDIA H200", "H200-141GB"),
+            ("NVIDIA H200 NVL", "H200-141GB"),
+            ("NVIDIA B200", "B200-180GB"),
+            ("a30", "A30-24GB"),
+        ] {
+            assert_eq!(find_model(name).map(|m| m.name), Ok(want), "{name}");
+        }
+    }
+
+    #[test]
+    fn unknown_and_ambiguous_models_are_explained() {
+        let e = find_model("A100").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "GPU model `A100` is ambiguous: it could be A100-40GB or A100-80GB"
+        );
+        let e = find_model("V100").unwrap_err().to_string();
+        assert!(
+            e.starts_with("unknown GPU model `V100`; known models: A30-24GB, A100-40GB"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn pci_ids_select_models_and_are_unique() {
+        assert_eq!(model_by_pci(0x20b0).map(|m| m.name), Some("A100-40GB"));
+        assert_eq!(model_by_pci(0x2335).map(|m| m.name), Some("H200-141GB"));
+        assert!(model_by_pci(0x1db4).is_none());
+        let mut ids: Vec<u16> = models()
+            .iter()
+            .flat_map(|m| m.pci.iter().map(|p| p.device_id))
+            .collect();
+        let n = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), n, "a PCI id is listed under two models");
+    }
+
+    #[test]
+    fn same_name_resolves_to_different_profiles_per_model() {
+        let a40 = find_model("A100-40GB").unwrap();
+        let a80 = find_model("A100-80GB").unwrap();
+        let r40 = a40.resolve("1g.10gb").unwrap();
+        let r80 = a80.resolve("1g.10gb").unwrap();
+        assert_eq!(a40.profile(r40.gi).nvml, GiConst::Slice1Rev2);
+        assert_eq!(a40.profile(r40.gi).memory_slices, 2);
+        assert_eq!(a80.profile(r80.gi).nvml, GiConst::Slice1);
+        assert_eq!(a80.profile(r80.gi).memory_slices, 1);
+        let me = a80.resolve("1g.10gb+me").unwrap();
+        assert_eq!(a80.profile(me.gi).kind, ProfileKind::MediaExtensions);
+        let ci = a80.resolve("2c.7g.80gb").unwrap();
+        assert_eq!((a80.profile(ci.gi).name, ci.ci_slices), ("7g.80gb", 2));
+        let e = a40.resolve("1g.20gb").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "profile `1g.20gb` does not exist on A100-40GB; profiles there: 1g.5gb, 1g.5gb+me, 1g.10gb, 2g.10gb, 3g.20gb, 4g.20gb, 7g.40gb"
+        );
+        let e = a40.resolve("5c.7g.40gb").unwrap_err().to_string();
+        assert!(
+            e.contains("1c.7g.40gb, 2c.7g.40gb, 3c.7g.40gb, 4c.7g.40gb, 7g.40gb"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_values_are_marked_not_invented() {
+        for m in models() {
+            for p in m.profiles {
+                assert_eq!(
+                    p.memory_mib.value.is_none(),
+                    p.memory_mib.source == Source::Unknown
+                );
+                assert_eq!(
+                    p.sm_count.value.is_none(),
+                    p.sm_count.source == Source::Unknown
+                );
+                assert!(p.id.value.is_some(), "{} {} has no id", m.name, p.name);
+            }
+        }
+        let gh = find_model("GH200-144GB").unwrap();
+        let g7 = gh.resolve("7g.144gb").unwrap();
+        assert_eq!(gh.profile(g7.gi).memory_mib.source, Source::Unknown);
+        assert_eq!(gh.profile(g7.gi).id.source, Source::Assumed);
     }
 }

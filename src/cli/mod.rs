@@ -1,0 +1,37 @@
+//! The command line: one file per subcommand, each with its clap arguments (whose doc
+//! comments are the `--help`) and an `exec` that returns a value or a [`Failure`].
+
+pub mod mig;
+
+use crate::error::Failure;
+use crate::report::Output;
+use clap::{Parser, Subcommand};
+
+/// Partition NVIDIA GPUs with MIG across a fleet.
+///
+/// migfleet plans MIG layouts exactly (explicit placements, minimal changes, never
+/// destroying an instance in use) and applies them to hosts over SSH.
+#[derive(Debug, Parser)]
+#[command(name = "migfleet", version, propagate_version = true)]
+pub struct Cli {
+    /// Output format: `text` for people, `json` for scripts.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Explore MIG geometry offline: models, profiles, layouts, config checks and plans.
+    #[command(subcommand)]
+    Mig(mig::MigCommand),
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Mig(cmd) => mig::exec(cmd, cli.output),
+    }
+}
