@@ -99,7 +99,10 @@ pub fn resolve(named: &NamedConfig, gpus: &[HostGpu]) -> Result<Vec<ResolvedGpu>
         };
         let explicit = matches!(entry.devices.value, Devices::Indices(_));
         let target = match (entry.mig_enabled.value, gpu.model) {
-            (false, _) => GpuTarget::Disabled,
+            // mig-parted skips GPUs without MIG when the entry turns MIG off: there is
+            // nothing to switch off, and asking NVML to would fail.
+            (false, None) => GpuTarget::Untouched,
+            (false, Some(_)) => GpuTarget::Disabled,
             (true, None) if explicit => {
                 errors.push(SpecError {
                     pos: entry.devices.pos,
@@ -237,10 +240,13 @@ fn layout_for(entry: &Entry, index: u32, model: &GpuModel) -> Result<Vec<Placed>
     if !errors.is_empty() {
         return Err(errors);
     }
-    layout::place(model, &[], &wants).map_err(|e| {
+    let mut placed = layout::place(model, &[], &wants).map_err(|e| {
         vec![on(
             entry.mig_devices_pos.unwrap_or(entry.pos),
             format!("the layout cannot be placed: {e}"),
         )]
-    })
+    })?;
+    // By placement, so outputs read left to right across the GPU's memory.
+    placed.sort();
+    Ok(placed)
 }
