@@ -149,8 +149,11 @@ pub struct GiProfile {
 
 impl GiProfile {
     /// Bit mask of the memory slices an instance placed at `start` occupies.
+    /// A start outside the GPU (only possible in unvalidated input) gives the bits that
+    /// still fall on it, never a panic.
     pub fn mask_at(&self, start: u8) -> u16 {
-        (((1u32 << self.memory_slices) - 1) << start) as u16
+        let size = (1u32 << self.memory_slices.min(16)) - 1;
+        size.checked_shl(u32::from(start)).unwrap_or(0) as u16
     }
 
     /// Compute-instance sizes (in compute slices) that can live inside this GPU instance.
