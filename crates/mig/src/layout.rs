@@ -59,6 +59,15 @@ impl Want {
         }
     }
 
+    /// The wanted instance as placed, when its start is pinned.
+    pub fn pinned(&self) -> Option<Placed> {
+        self.start.map(|start| Placed {
+            start,
+            profile: self.profile,
+            cis: self.cis.clone(),
+        })
+    }
+
     pub fn display(&self, model: &GpuModel) -> String {
         let p = model.profile(self.profile);
         let mut s = p.name.to_string();
@@ -192,17 +201,7 @@ pub fn validate(model: &GpuModel, layout: &[Placed]) -> Result<(), LayoutErrors>
             }
         }
     }
-    for (idx, p) in model.indexed_profiles() {
-        let count = layout.iter().filter(|i| i.profile == idx).count();
-        if count > p.max_instances as usize {
-            errors.push(LayoutError::TooMany {
-                profile: p.name.to_string(),
-                count,
-                max: p.max_instances,
-                model: model.name,
-            });
-        }
-    }
+    errors.extend(too_many(model, layout.iter().map(|i| i.profile)));
     let used: u32 = layout
         .iter()
         .map(|i| u32::from(model.profile(i.profile).compute_slices))
@@ -219,6 +218,49 @@ pub fn validate(model: &GpuModel, layout: &[Placed]) -> Result<(), LayoutErrors>
     } else {
         Err(LayoutErrors(errors))
     }
+}
+
+/// A `TooMany` error for each profile that `profiles` holds more often than it fits.
+fn too_many(
+    model: &GpuModel,
+    profiles: impl Iterator<Item = ProfileIdx> + Clone,
+) -> Vec<LayoutError> {
+    model
+        .indexed_profiles()
+        .filter_map(|(idx, p)| {
+            let count = profiles.clone().filter(|i| *i == idx).count();
+            (count > p.max_instances as usize).then(|| LayoutError::TooMany {
+                profile: p.name.to_string(),
+                count,
+                max: p.max_instances,
+                model: model.name,
+            })
+        })
+        .collect()
+}
+
+/// Checks wanted instances on their own (compute-instance sizes, counts, the pinned
+/// placements among them) and then places them all on an empty GPU.
+pub fn place_wants(model: &GpuModel, wants: &[Want]) -> Result<Vec<Placed>, LayoutErrors> {
+    let mut errors = Vec::new();
+    for w in wants {
+        if let Err(slices) = check_cis(model, w.profile, &w.cis) {
+            errors.push(LayoutError::ComputeInstances {
+                instance: w.display(model),
+                cis: w.cis.clone(),
+                slices,
+            });
+        }
+    }
+    errors.extend(too_many(model, wants.iter().map(|w| w.profile)));
+    let pinned: Vec<Placed> = wants.iter().filter_map(Want::pinned).collect();
+    if let Err(e) = validate(model, &pinned) {
+        errors.extend(e.0);
+    }
+    if !errors.is_empty() {
+        return Err(LayoutErrors(errors));
+    }
+    place(model, &[], wants)
 }
 
 /// Checks that compute instances of the given sizes fit in one GI of `profile`. On failure

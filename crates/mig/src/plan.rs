@@ -9,7 +9,7 @@
 //! the first in a fixed order, so the same input always gives the same plan.
 
 use crate::catalog::{GiConst, GpuModel, ProfileIdx};
-use crate::layout::{self, Board, LayoutError, LayoutErrors, Placed, Want, place_on, validate};
+use crate::layout::{self, Board, LayoutErrors, Placed, Want, place_on, validate};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -202,49 +202,12 @@ pub fn plan(model: &GpuModel, current: &[CurrentGi], target: &[Want]) -> Result<
 }
 
 fn check_target(model: &GpuModel, target: &[Want]) -> Result<(), PlanError> {
-    let bad = |errors: Vec<LayoutError>| PlanError::Target {
-        model: model.name,
-        errors: LayoutErrors(errors),
-    };
-    let mut errors = Vec::new();
-    for w in target {
-        if let Err(slices) = layout::check_cis(model, w.profile, &w.cis) {
-            errors.push(LayoutError::ComputeInstances {
-                instance: w.display(model),
-                cis: w.cis.clone(),
-                slices,
-            });
-        }
-    }
-    for (idx, p) in model.indexed_profiles() {
-        let count = target.iter().filter(|w| w.profile == idx).count();
-        if count > p.max_instances as usize {
-            errors.push(LayoutError::TooMany {
-                profile: p.name.to_string(),
-                count,
-                max: p.max_instances,
-                model: model.name,
-            });
-        }
-    }
-    let fixed: Vec<Placed> = target
-        .iter()
-        .filter_map(|w| {
-            w.start.map(|start| Placed {
-                start,
-                profile: w.profile,
-                cis: w.cis.clone(),
-            })
+    layout::place_wants(model, target)
+        .map(|_| ())
+        .map_err(|errors| PlanError::Target {
+            model: model.name,
+            errors,
         })
-        .collect();
-    if let Err(e) = validate(model, &fixed) {
-        errors.extend(e.0);
-    }
-    if !errors.is_empty() {
-        return Err(bad(errors));
-    }
-    layout::place(model, &[], target).map_err(|e| bad(e.0))?;
-    Ok(())
 }
 
 /// The decision for one existing GI.

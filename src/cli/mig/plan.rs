@@ -4,7 +4,7 @@ use super::model_arg;
 use crate::error::Failure;
 use crate::report::{Output, print_json};
 use migfleet_mig::GpuModel;
-use migfleet_mig::layout::{self, Placed, Want};
+use migfleet_mig::layout::{self, Want};
 use migfleet_mig::notation::parse_layout;
 use migfleet_mig::plan::{CurrentCi, CurrentGi, Op, PlanError, plan};
 use serde::Serialize;
@@ -134,20 +134,7 @@ fn current_state(
     from: &[Want],
     in_use: &[String],
 ) -> Result<Vec<CurrentGi>, String> {
-    let fixed: Vec<Placed> = from
-        .iter()
-        .filter_map(|w| {
-            w.start.map(|start| Placed {
-                start,
-                profile: w.profile,
-                cis: w.cis.clone(),
-            })
-        })
-        .collect();
-    layout::validate(model, &fixed).map_err(|e| e.to_string())?;
-    let free: Vec<Want> = from.iter().filter(|w| w.start.is_none()).cloned().collect();
-    let mut all = fixed.clone();
-    all.extend(layout::place(model, &fixed, &free).map_err(|e| e.to_string())?);
+    let mut all = layout::place_wants(model, from).map_err(|e| e.to_string())?;
     all.sort();
     let mut busy_starts = Vec::new();
     for item in in_use {
