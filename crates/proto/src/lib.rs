@@ -1,0 +1,485 @@
+//! The one contract between the controller and the agent: NDJSON over the agent's stdin and
+//! stdout. Serde types and the line codec only; no I/O.
+//!
+//! Each request is one line `{"id": N, "op": "...", ...}`. The agent answers with zero or
+//! more `{"id": N, "event": {...}}` lines and exactly one `{"id": N, "ok": {...}}` or
+//! `{"id": N, "err": {...}}` line. A line the agent cannot read gets an `err` with
+//! `"id": null`, and the agent carries on.
+
+use migfleet_mig::plan::Op as NvmlOp;
+use serde::{Deserialize, Serialize};
+
+/// Bumped on any incompatible change; `hello` reports it and the controller checks it.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The longest request line the agent reads; longer lines are refused, not buffered.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// Environment variable naming the NVML library to load when a request names none.
+pub const ENV_NVML_LIB: &str = "MIGFLEET_NVML_LIB";
+
+/// The library loaded when neither the request nor [`ENV_NVML_LIB`] names one.
+pub const DEFAULT_NVML_LIB: &str = "libnvidia-ml.so.1";
+
+/// Environment variable naming the file the boot id is read from (default
+/// `/proc/sys/kernel/random/boot_id`); the simulator points it at its own.
+pub const ENV_BOOT_ID_FILE: &str = "MIGFLEET_BOOT_ID_FILE";
+
+/// Environment variable naming the directory where the agent remembers what `drain`
+/// stopped, so that `restore` in a later agent process can restart it.
+pub const ENV_STATE_DIR: &str = "MIGFLEET_STATE_DIR";
+
+/// One request line. Decoded by [`decode_request`], which rejects unknown fields (serde's
+/// own `flatten` cannot).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Request {
+    pub id: u64,
+    /// NVML library to use for this request (and cached for later ones naming the same).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nvml_lib: Option<String>,
+    #[serde(flatten)]
+    pub op: Op,
+}
+
+/// What to do. Every operation on GPUs names them by NVML index.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Op {
+    /// Versions, architecture, hostname, boot id.
+    Hello,
+    /// Every GPU: identity, memory, MIG mode, instances, processes, the driver's profile
+    /// table and where it disagrees with the catalog.
+    Facts,
+    /// Turn MIG on or off on the listed GPUs (all when empty). Turning it off destroys the
+    /// GPU's instances first, refusing if any is in use.
+    SetMigMode {
+        #[serde(default)]
+        gpus: Vec<u32>,
+        enabled: bool,
+    },
+    /// Reset exactly the listed GPUs with `command` (argv; `{bus_ids}` in an argument is
+    /// replaced by the comma-separated PCI bus ids). Default:
+    /// `nvidia-smi --gpu-reset -i {bus_ids}`.
+    ResetGpus {
+        gpus: Vec<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        command: Option<Vec<String>>,
+    },
+    /// Make each listed GPU's instances match its layout with the fewest NVML operations.
+    Apply {
+        gpus: Vec<GpuLayout>,
+        /// Plan only: return the operations, change nothing.
+        #[serde(default)]
+        dry_run: bool,
+        /// Let the plan destroy instances that have processes (NVML still refuses while
+        /// they run). Off unless asked for.
+        #[serde(default)]
+        allow_destroy_in_use: bool,
+    },
+    /// Stop the listed systemd units that are active (remembering them), then wait until
+    /// no compute process remains on the listed GPUs.
+    Drain {
+        #[serde(default)]
+        units: Vec<String>,
+        #[serde(default)]
+        gpus: Vec<u32>,
+        #[serde(default = "default_drain_timeout")]
+        timeout_s: u64,
+        /// Send this signal (`TERM`, `KILL`, ...) to the remaining GPU processes; without
+        /// it they are only waited for.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signal: Option<String>,
+        /// `systemctl` argv prefix; default `["systemctl"]`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        systemctl: Option<Vec<String>>,
+    },
+    /// Start again what `drain` stopped.
+    Restore {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        systemctl: Option<Vec<String>>,
+    },
+    /// Reboot the host, detached, after the reply is written. Default `systemctl reboot`.
+    Reboot {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        command: Option<Vec<String>>,
+    },
+}
+
+fn default_drain_timeout() -> u64 {
+    300
+}
+
+impl Op {
+    /// The op's name on the wire.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Hello => "hello",
+            Op::Facts => "facts",
+            Op::SetMigMode { .. } => "set_mig_mode",
+            Op::ResetGpus { .. } => "reset_gpus",
+            Op::Apply { .. } => "apply",
+            Op::Drain { .. } => "drain",
+            Op::Restore { .. } => "restore",
+            Op::Reboot { .. } => "reboot",
+        }
+    }
+
+    /// Every op name, for error messages.
+    pub const NAMES: [&'static str; 8] = [
+        "hello",
+        "facts",
+        "set_mig_mode",
+        "reset_gpus",
+        "apply",
+        "drain",
+        "restore",
+        "reboot",
+    ];
+}
+
+/// The wanted layout of one GPU.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpuLayout {
+    pub index: u32,
+    pub instances: Vec<WantedInstance>,
+}
+
+/// One wanted GPU instance: a profile name as the driver spells it on that GPU, an
+/// optional pinned placement, optional compute-instance sizes (default: one full CI).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WantedInstance {
+    pub profile: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cis: Option<Vec<u8>>,
+}
+
+/// One line from the agent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    /// The request's id; `None` when the line could not be read far enough to know it.
+    pub id: Option<u64>,
+    #[serde(flatten)]
+    pub body: Body,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Body {
+    Event(Event),
+    Ok(Reply),
+    Err(ErrorReply),
+}
+
+/// Progress while a request runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// One NVML operation of an `apply`, done.
+    Nvml {
+        gpu: u32,
+        step: usize,
+        of: usize,
+        op: NvmlOp,
+    },
+    /// Free text about a longer wait (drain, reset).
+    Progress { message: String },
+}
+
+/// A final success, shaped per op.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Reply {
+    Hello(Hello),
+    Facts(Facts),
+    SetMigMode { gpus: Vec<ModeResult> },
+    ResetGpus { gpus: Vec<ModeResult> },
+    Apply { gpus: Vec<ApplyResult> },
+    Drain(DrainResult),
+    Restore { started: Vec<String> },
+    Reboot { boot_id: String },
+}
+
+/// A final failure. `kind` is stable for programs; `message` is for people and names the
+/// GPU, instance and PIDs involved.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorReply {
+    pub kind: ErrorKind,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<u32>,
+    /// For `apply`: the operations that were carried out before the failure.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub done: Vec<NvmlOp>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The line was not a request (bad JSON, unknown op, missing field, too long).
+    BadRequest,
+    /// The NVML library could not be loaded, lacks a function, or failed.
+    Nvml,
+    /// The request would destroy an instance with processes.
+    InUse,
+    /// The request is impossible on this GPU (unknown profile, layout does not fit).
+    Invalid,
+    /// A command the agent ran (reset, systemctl, reboot) failed.
+    Command,
+    /// Waiting for GPU processes to finish timed out.
+    Timeout,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    pub agent_version: String,
+    pub protocol_version: u32,
+    pub arch: String,
+    pub hostname: String,
+    pub boot_id: String,
+    pub pid: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Facts {
+    pub driver_version: String,
+    pub gpus: Vec<GpuFacts>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GpuFacts {
+    pub index: u32,
+    pub uuid: String,
+    pub name: String,
+    /// The catalog model recognised from the PCI device id, if any.
+    pub model: Option<String>,
+    pub pci: PciIds,
+    pub memory_mib: u64,
+    /// `None` when the GPU cannot do MIG.
+    pub mig: Option<MigFacts>,
+    /// Compute processes on the whole GPU (outside MIG).
+    pub processes: Vec<Process>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PciIds {
+    pub bus_id: String,
+    pub device_id: u16,
+    pub vendor_id: u16,
+    pub subsystem_device_id: u16,
+    pub subsystem_vendor_id: u16,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MigFacts {
+    pub current: bool,
+    pub pending: bool,
+    pub instances: Vec<GpuInstance>,
+    /// The driver's profile table for this GPU (it wins over the catalog).
+    pub profiles: Vec<HostProfile>,
+    /// Where the driver's table and the catalog disagree, one line each.
+    pub catalog_mismatches: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GpuInstance {
+    pub gi_id: u32,
+    pub profile: String,
+    pub profile_id: u32,
+    pub start: u8,
+    pub size: u8,
+    pub cis: Vec<ComputeInstance>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ComputeInstance {
+    pub ci_id: u32,
+    pub profile: String,
+    pub slices: u8,
+    /// The MIG device UUID (`MIG-...`) workloads use in `CUDA_VISIBLE_DEVICES`.
+    pub uuid: Option<String>,
+    pub processes: Vec<Process>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Process {
+    pub pid: u32,
+    pub used_mib: u64,
+}
+
+/// One GPU-instance profile as the driver reports it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HostProfile {
+    pub name: String,
+    /// NVML index constant.
+    pub nvml: u32,
+    /// The driver's unique profile id.
+    pub id: u32,
+    pub compute_slices: u8,
+    pub memory_slices: u8,
+    pub memory_mib: u64,
+    pub sm_count: u32,
+    pub max_instances: u8,
+    pub starts: Vec<u8>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModeResult {
+    pub index: u32,
+    pub current: bool,
+    pub pending: bool,
+    /// The mode did not change yet: a GPU reset (Ampere) or reboot is needed.
+    pub needs_reset: bool,
+    pub changed: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ApplyResult {
+    pub index: u32,
+    pub ops: Vec<NvmlOp>,
+    pub changed: bool,
+    /// The layout afterwards (or, in a dry run, that the plan leads to).
+    pub after: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrainResult {
+    /// Units that were active and are now stopped (remembered for `restore`).
+    pub stopped: Vec<String>,
+    /// PIDs signalled.
+    pub signalled: Vec<u32>,
+    pub waited_ms: u64,
+}
+
+/// Encodes one response as a line (without the newline).
+pub fn encode(response: &Response) -> String {
+    // A Response holds only strings, numbers and enums: encoding cannot fail. Fall back to a
+    // fixed error line rather than panic, in case a future field breaks that.
+    serde_json::to_string(response).unwrap_or_else(|_| {
+        r#"{"id":null,"err":{"kind":"bad_request","message":"response could not be encoded"}}"#
+            .to_string()
+    })
+}
+
+/// Decodes one request line. On failure returns the id if the line had one, and a
+/// message for people.
+pub fn decode_request(line: &str) -> Result<Request, (Option<u64>, String)> {
+    let value: serde_json::Value =
+        serde_json::from_str(line).map_err(|e| (None, format!("not JSON: {e}")))?;
+    let serde_json::Value::Object(mut map) = value else {
+        return Err((None, "a request is a JSON object".to_string()));
+    };
+    let id = match map.remove("id") {
+        Some(serde_json::Value::Number(n)) => n.as_u64(),
+        _ => None,
+    }
+    .ok_or((
+        None,
+        "a request needs a non-negative integer `id`".to_string(),
+    ))?;
+    let nvml_lib = match map.remove("nvml_lib") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) => Some(s),
+        Some(_) => return Err((Some(id), "`nvml_lib` must be a string".to_string())),
+    };
+    let op_name = map.get("op").and_then(|o| o.as_str()).map(String::from);
+    match op_name {
+        None => {
+            return Err((
+                Some(id),
+                format!("a request needs an `op`; ops: {}", Op::NAMES.join(", ")),
+            ));
+        }
+        Some(op) if !Op::NAMES.contains(&op.as_str()) => {
+            return Err((
+                Some(id),
+                format!("unknown op `{op}`; ops: {}", Op::NAMES.join(", ")),
+            ));
+        }
+        Some(_) => {}
+    }
+    let op: Op = serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| {
+        (
+            Some(id),
+            format!("bad `{}` request: {e}", op_name.unwrap_or_default()),
+        )
+    })?;
+    Ok(Request { id, nvml_lib, op })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_in_the_documented_shape() {
+        let line = r#"{"id":7,"op":"apply","gpus":[{"index":0,"instances":[{"profile":"3g.40gb","start":4},{"profile":"1g.10gb"}]}],"dry_run":true}"#;
+        let req = decode_request(line).unwrap();
+        assert_eq!(req.id, 7);
+        let Op::Apply {
+            gpus,
+            dry_run,
+            allow_destroy_in_use,
+        } = &req.op
+        else {
+            panic!("not apply: {req:?}");
+        };
+        assert!(*dry_run && !*allow_destroy_in_use);
+        assert_eq!(gpus[0].instances[0].start, Some(4));
+        let back = decode_request(&serde_json::to_string(&req).unwrap()).unwrap();
+        assert_eq!(back, req);
+    }
+
+    #[test]
+    fn responses_are_tagged_by_kind() {
+        let r = Response {
+            id: Some(3),
+            body: Body::Ok(Reply::Restore {
+                started: vec!["dcgm.service".into()],
+            }),
+        };
+        assert_eq!(
+            encode(&r),
+            r#"{"id":3,"ok":{"op":"restore","started":["dcgm.service"]}}"#
+        );
+        let e = Response {
+            id: None,
+            body: Body::Err(ErrorReply {
+                kind: ErrorKind::BadRequest,
+                message: "x".into(),
+                gpu: None,
+                done: vec![],
+            }),
+        };
+        assert_eq!(
+            encode(&e),
+            r#"{"id":null,"err":{"kind":"bad_request","message":"x"}}"#
+        );
+    }
+
+    #[test]
+    fn bad_lines_are_explained_with_the_id_when_known() {
+        assert_eq!(
+            decode_request(r#"{"id":4,"op":"format_disk"}"#).unwrap_err(),
+            (
+                Some(4),
+                "unknown op `format_disk`; ops: hello, facts, set_mig_mode, reset_gpus, apply, drain, restore, reboot".to_string()
+            )
+        );
+        let (id, msg) = decode_request("{not json").unwrap_err();
+        assert_eq!(id, None);
+        assert!(msg.starts_with("not JSON"), "{msg}");
+        let (id, msg) =
+            decode_request(r#"{"id":5,"op":"set_mig_mode","enabled":true,"extra":1}"#).unwrap_err();
+        assert_eq!(id, Some(5));
+        assert!(msg.contains("unknown field `extra`"), "{msg}");
+        let (id, msg) = decode_request(r#"{"id":6,"op":"set_mig_mode"}"#).unwrap_err();
+        assert_eq!(id, Some(6));
+        assert!(msg.contains("missing field `enabled`"), "{msg}");
+        let (id, _) = decode_request(r#"[1,2]"#).unwrap_err();
+        assert_eq!(id, None);
+    }
+}
