@@ -1,0 +1,445 @@
+//! The model and GPU-instance profile data, transcribed from the MIG reference tables
+//! (`mig-facts.md` §2). Values marked `assumed` have no capture and are proportional guesses.
+
+use super::{Generation, GiProfile, Model};
+
+/// NVML GI index constants.
+const IDX_1: u32 = 0x0;
+const IDX_2: u32 = 0x1;
+const IDX_3: u32 = 0x2;
+const IDX_4: u32 = 0x3;
+const IDX_7: u32 = 0x4;
+const IDX_1_REV1: u32 = 0x7;
+const IDX_2_REV1: u32 = 0x8;
+const IDX_1_REV2: u32 = 0x9;
+
+const STARTS_1G: &[u32] = &[0, 1, 2, 3, 4, 5, 6];
+const STARTS_1G_REV2: &[u32] = &[0, 2, 4, 6];
+const STARTS_2G: &[u32] = &[0, 2, 4];
+const STARTS_3G: &[u32] = &[0, 4];
+const STARTS_0: &[u32] = &[0];
+const A30_STARTS_1G: &[u32] = &[0, 1, 2, 3];
+const A30_STARTS_2G: &[u32] = &[0, 2];
+
+/// Engine counts per profile, in the order 1g, 1g+me, 1g-rev2, 2g, 3g, 4g, 7g.
+struct Engines {
+    ce: [u32; 7],
+    dec: [u32; 7],
+    jpeg: [u32; 7],
+    ofa: [u32; 7],
+}
+
+const AMPERE_ENGINES: Engines = Engines {
+    ce: [1, 1, 1, 2, 3, 4, 7],
+    dec: [0, 1, 1, 1, 2, 2, 5],
+    jpeg: [0, 1, 0, 0, 0, 0, 1],
+    ofa: [0, 1, 0, 0, 0, 0, 1],
+};
+const HOPPER_ENGINES: Engines = Engines {
+    ce: [1, 1, 1, 2, 3, 4, 8],
+    dec: [1, 1, 1, 2, 3, 4, 7],
+    jpeg: [1, 1, 1, 2, 3, 4, 7],
+    ofa: [0, 1, 0, 0, 0, 0, 1],
+};
+const BLACKWELL_ENGINES: Engines = Engines {
+    ce: [2, 2, 2, 4, 6, 8, 16],
+    dec: [1, 1, 1, 1, 1, 1, 1],
+    jpeg: [1, 1, 1, 1, 1, 1, 1],
+    ofa: [0, 1, 0, 0, 0, 0, 1],
+};
+
+/// (index, id, compute slices, memory slices, max instances, starts, `+me`).
+type Shape = (u32, u32, u32, u32, u32, &'static [u32], bool);
+
+/// The seven profiles of an 8-memory-slice / 7-compute-slice GPU.
+/// `names`, `mem` (MiB) and `sms` are in the order 1g, 1g+me, 1g-rev2, 2g, 3g, 4g, 7g.
+const fn seven_slice(
+    names: [&'static str; 7],
+    mem: [u64; 7],
+    sms: [u32; 7],
+    e: Engines,
+) -> [GiProfile; 7] {
+    // (index, id, slices, mem slices, max, starts, +me)
+    const SHAPE: [Shape; 7] = [
+        (IDX_1, 19, 1, 1, 7, STARTS_1G, false),
+        (IDX_1_REV1, 20, 1, 1, 1, STARTS_1G, true),
+        (IDX_1_REV2, 15, 1, 2, 4, STARTS_1G_REV2, false),
+        (IDX_2, 14, 2, 2, 3, STARTS_2G, false),
+        (IDX_3, 9, 3, 4, 2, STARTS_3G, false),
+        (IDX_4, 5, 4, 4, 1, STARTS_0, false),
+        (IDX_7, 0, 7, 8, 1, STARTS_0, false),
+    ];
+    let mut out = [GiProfile {
+        index: 0,
+        id: 0,
+        name: "",
+        slices: 0,
+        mem_slices: 0,
+        instance_count: 0,
+        memory_mib: 0,
+        sms: 0,
+        copy_engines: 0,
+        decoders: 0,
+        encoders: 0,
+        jpegs: 0,
+        ofas: 0,
+        starts: STARTS_0,
+        media_extensions: false,
+    }; 7];
+    let mut i = 0;
+    while i < 7 {
+        let (index, id, slices, mem_slices, instance_count, starts, media_extensions) = SHAPE[i];
+        out[i] = GiProfile {
+            index,
+            id,
+            name: names[i],
+            slices,
+            mem_slices,
+            instance_count,
+            memory_mib: mem[i],
+            sms: sms[i],
+            copy_engines: e.ce[i],
+            decoders: e.dec[i],
+            encoders: 0,
+            jpegs: e.jpeg[i],
+            ofas: e.ofa[i],
+            starts,
+            media_extensions,
+        };
+        i += 1;
+    }
+    out
+}
+
+const AMPERE_SMS: [u32; 7] = [14, 14, 14, 28, 42, 56, 98];
+const HOPPER_SMS: [u32; 7] = [16, 16, 26, 32, 60, 64, 132];
+
+static A100_40GB: [GiProfile; 7] = seven_slice(
+    [
+        "1g.5gb",
+        "1g.5gb+me",
+        "1g.10gb",
+        "2g.10gb",
+        "3g.20gb",
+        "4g.20gb",
+        "7g.40gb",
+    ],
+    [4864, 4864, 9856, 9856, 19968, 19968, 40192],
+    AMPERE_SMS,
+    AMPERE_ENGINES,
+);
+
+static A100_80GB: [GiProfile; 7] = seven_slice(
+    [
+        "1g.10gb",
+        "1g.10gb+me",
+        "1g.20gb",
+        "2g.20gb",
+        "3g.40gb",
+        "4g.40gb",
+        "7g.80gb",
+    ],
+    // 1g.20gb (REV2) memory: no capture; 19968 from the go-nvml mock (assumed).
+    [9728, 9728, 19968, 19968, 40192, 40192, 80896],
+    AMPERE_SMS,
+    AMPERE_ENGINES,
+);
+
+static H100_80GB: [GiProfile; 7] = seven_slice(
+    [
+        "1g.10gb",
+        "1g.10gb+me",
+        "1g.20gb",
+        "2g.20gb",
+        "3g.40gb",
+        "4g.40gb",
+        "7g.80gb",
+    ],
+    [9984, 9984, 20096, 20096, 40448, 40448, 81152],
+    HOPPER_SMS,
+    HOPPER_ENGINES,
+);
+
+static H100_NVL: [GiProfile; 7] = seven_slice(
+    [
+        "1g.12gb",
+        "1g.12gb+me",
+        "1g.24gb",
+        "2g.24gb",
+        "3g.47gb",
+        "4g.47gb",
+        "7g.94gb",
+    ],
+    [11008, 11008, 22144, 22144, 47488, 47488, 95360],
+    HOPPER_SMS,
+    HOPPER_ENGINES,
+);
+
+static H100_96GB: [GiProfile; 7] = seven_slice(
+    [
+        "1g.12gb",
+        "1g.12gb+me",
+        "1g.24gb",
+        "2g.24gb",
+        "3g.48gb",
+        "4g.48gb",
+        "7g.96gb",
+    ],
+    // assumed: no capture for the 96 GB H100 on GH200; proportional to H100 NVL.
+    [11264, 11264, 22784, 22784, 48128, 48128, 97024],
+    // assumed: SMs as H100 80GB.
+    HOPPER_SMS,
+    HOPPER_ENGINES,
+);
+
+static H200_141GB: [GiProfile; 7] = seven_slice(
+    [
+        "1g.18gb",
+        "1g.18gb+me",
+        "1g.35gb",
+        "2g.35gb",
+        "3g.71gb",
+        "4g.71gb",
+        "7g.141gb",
+    ],
+    [16384, 16384, 33024, 33024, 71168, 71168, 143104],
+    HOPPER_SMS,
+    HOPPER_ENGINES,
+);
+
+static GH200_144GB: [GiProfile; 7] = seven_slice(
+    [
+        "1g.18gb",
+        "1g.18gb+me",
+        "1g.36gb",
+        "2g.36gb",
+        "3g.72gb",
+        "4g.72gb",
+        "7g.144gb",
+    ],
+    // 3g/4g/7g memory assumed (no capture), proportional to the captured 1g/2g rows.
+    [17920, 17920, 36096, 36096, 72704, 72704, 145920],
+    // 3g/4g/7g SMs assumed equal to H100.
+    HOPPER_SMS,
+    HOPPER_ENGINES,
+);
+
+static B200_180GB: [GiProfile; 7] = seven_slice(
+    [
+        "1g.23gb",
+        "1g.23gb+me",
+        "1g.45gb",
+        "2g.45gb",
+        "3g.90gb",
+        "4g.90gb",
+        "7g.180gb",
+    ],
+    // 1g: a later R570 capture (20992; an early one showed 22528); 3g/4g/7g assumed (no capture), proportional.
+    [20992, 20992, 45312, 45312, 90624, 90624, 181760],
+    // 3g/4g from the go-nvml mock, 7g assumed (no capture).
+    [18, 18, 30, 36, 54, 72, 144],
+    BLACKWELL_ENGINES,
+);
+
+static A30: [GiProfile; 5] = [
+    GiProfile {
+        index: IDX_1,
+        id: 14,
+        name: "1g.6gb",
+        slices: 1,
+        mem_slices: 1,
+        instance_count: 4,
+        memory_mib: 5952,
+        sms: 14,
+        copy_engines: 1,
+        decoders: 0,
+        encoders: 0,
+        jpegs: 0,
+        ofas: 0,
+        starts: A30_STARTS_1G,
+        media_extensions: false,
+    },
+    GiProfile {
+        index: IDX_1_REV1,
+        id: 21,
+        name: "1g.6gb+me",
+        slices: 1,
+        mem_slices: 1,
+        instance_count: 1,
+        memory_mib: 5952,
+        sms: 14,
+        copy_engines: 1,
+        decoders: 1,
+        encoders: 0,
+        jpegs: 1,
+        ofas: 1,
+        starts: A30_STARTS_1G,
+        media_extensions: true,
+    },
+    GiProfile {
+        index: IDX_2,
+        id: 5,
+        name: "2g.12gb",
+        slices: 2,
+        mem_slices: 2,
+        instance_count: 2,
+        memory_mib: 11968,
+        sms: 28,
+        copy_engines: 2,
+        decoders: 2,
+        encoders: 0,
+        jpegs: 0,
+        ofas: 0,
+        starts: A30_STARTS_2G,
+        media_extensions: false,
+    },
+    GiProfile {
+        index: IDX_2_REV1,
+        id: 6,
+        name: "2g.12gb+me",
+        slices: 2,
+        mem_slices: 2,
+        instance_count: 1,
+        memory_mib: 11968,
+        sms: 28,
+        copy_engines: 2,
+        decoders: 2,
+        encoders: 0,
+        jpegs: 1,
+        ofas: 1,
+        starts: A30_STARTS_2G,
+        media_extensions: true,
+    },
+    GiProfile {
+        index: IDX_4,
+        id: 0,
+        name: "4g.24gb",
+        slices: 4,
+        mem_slices: 4,
+        instance_count: 1,
+        memory_mib: 24000,
+        sms: 56,
+        copy_engines: 4,
+        decoders: 4,
+        encoders: 0,
+        jpegs: 1,
+        ofas: 1,
+        starts: STARTS_0,
+        media_extensions: false,
+    },
+];
+
+/// Every model the simulator knows.
+pub static MODELS: &[Model] = &[
+    Model {
+        key: "A30-24GB",
+        name: "NVIDIA A30",
+        pci_device: 0x20B7,
+        pci_subsystem: 0x1532_10DE,
+        memory_mib: 24576,
+        generation: Generation::Ampere,
+        mem_slices: 4,
+        compute_slices: 4,
+        profiles: &A30,
+    },
+    Model {
+        key: "A100-40GB",
+        name: "NVIDIA A100-SXM4-40GB",
+        pci_device: 0x20B0,
+        pci_subsystem: 0x134F_10DE,
+        memory_mib: 40960,
+        generation: Generation::Ampere,
+        mem_slices: 8,
+        compute_slices: 7,
+        profiles: &A100_40GB,
+    },
+    Model {
+        key: "A100-80GB",
+        name: "NVIDIA A100-SXM4-80GB",
+        pci_device: 0x20B2,
+        pci_subsystem: 0x1463_10DE,
+        memory_mib: 81920,
+        generation: Generation::Ampere,
+        mem_slices: 8,
+        compute_slices: 7,
+        profiles: &A100_80GB,
+    },
+    Model {
+        key: "H100-80GB",
+        name: "NVIDIA H100 80GB HBM3",
+        pci_device: 0x2330,
+        pci_subsystem: 0x16C1_10DE,
+        memory_mib: 81559,
+        generation: Generation::Hopper,
+        mem_slices: 8,
+        compute_slices: 7,
+        profiles: &H100_80GB,
+    },
+    Model {
+        key: "H100-NVL-94GB",
+        name: "NVIDIA H100 NVL",
+        pci_device: 0x2321,
+        pci_subsystem: 0x1839_10DE,
+        memory_mib: 95830,
+        generation: Generation::Hopper,
+        mem_slices: 8,
+        compute_slices: 7,
+        profiles: &H100_NVL,
+    },
+    Model {
+        key: "H100-96GB",
+        name: "NVIDIA GH200 480GB",
+        pci_device: 0x2342,
+        pci_subsystem: 0x16EB_10DE,
+        memory_mib: 97871,
+        generation: Generation::Hopper,
+        mem_slices: 8,
+        compute_slices: 7,
+        profiles: &H100_96GB,
+    },
+    Model {
+        key: "H200-141GB",
+        name: "NVIDIA H200",
+        pci_device: 0x2335,
+        pci_subsystem: 0x18BE_10DE,
+        memory_mib: 143771,
+        generation: Generation::Hopper,
+        mem_slices: 8,
+        compute_slices: 7,
+        profiles: &H200_141GB,
+    },
+    Model {
+        key: "GH200-144GB",
+        name: "NVIDIA GH200 144G HBM3e",
+        pci_device: 0x2348,
+        pci_subsystem: 0x18B1_10DE,
+        // assumed: total not captured.
+        memory_mib: 146831,
+        generation: Generation::Hopper,
+        mem_slices: 8,
+        compute_slices: 7,
+        profiles: &GH200_144GB,
+    },
+    Model {
+        key: "B200-180GB",
+        name: "NVIDIA B200",
+        pci_device: 0x2901,
+        pci_subsystem: 0x1999_10DE,
+        memory_mib: 183359,
+        generation: Generation::Blackwell,
+        mem_slices: 8,
+        compute_slices: 7,
+        profiles: &B200_180GB,
+    },
+    Model {
+        key: "L4",
+        name: "NVIDIA L4",
+        pci_device: 0x27B8,
+        pci_subsystem: 0x16CA_10DE,
+        memory_mib: 23034,
+        generation: Generation::Ada,
+        mem_slices: 0,
+        compute_slices: 0,
+        profiles: &[],
+    },
+];
