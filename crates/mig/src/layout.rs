@@ -272,7 +272,9 @@ pub(crate) fn check_cis(model: &GpuModel, profile: ProfileIdx, cis: &[u8]) -> Re
     let counts_ok = p
         .ci_sizes()
         .all(|size| cis.iter().filter(|c| **c == size).count() <= p.ci_max(size) as usize);
-    if cis.is_empty() || !sizes_ok || !counts_ok || total > u32::from(p.compute_slices) {
+    // No CIs is valid: a GI exists without them between its creation and theirs, and an
+    // interrupted apply can leave one so.
+    if !sizes_ok || !counts_ok || total > u32::from(p.compute_slices) {
         Err(p.compute_slices)
     } else {
         Ok(())

@@ -38,7 +38,7 @@ fn ci_config(g: u8, pick: u8) -> Vec<u8> {
         _ => &[&[1]],
     };
     // Mostly the ordinary single full CI, as on real hosts.
-    if pick % 3 != 0 {
+    if !pick.is_multiple_of(3) {
         return options[0].to_vec();
     }
     options[(pick as usize / 3) % options.len()].to_vec()
@@ -60,7 +60,7 @@ fn current_from(model: &GpuModel, g: &Geometry, bytes: &[u8]) -> Vec<CurrentGi> 
                     .map(|(k, s)| CurrentCi {
                         ci_id: k as u32,
                         slices: *s,
-                        in_use: (b >> 4) % 4 == 0 && k == 0,
+                        in_use: (b >> 4).is_multiple_of(4) && k == 0,
                     })
                     .collect(),
             }
@@ -75,7 +75,7 @@ fn target_from(model: &GpuModel, g: &Geometry, bytes: &[u8]) -> Vec<Want> {
             let b = bytes[(i + 7) % bytes.len()];
             Want {
                 profile: *p,
-                start: (b % 4 == 0).then_some(*start),
+                start: b.is_multiple_of(4).then_some(*start),
                 cis: ci_config(model.profile(*p).compute_slices, b >> 2),
             }
         })

@@ -49,12 +49,12 @@ impl ProfileName {
             Some(c) => Some(small(num(c, "c", "compute slice count")?)?),
             None => None,
         };
-        if let Some(c) = ci_slices {
-            if c > gi_slices {
-                return Err(format!(
-                    "a compute instance of {c} slices cannot be larger than its {gi_slices}-slice GPU instance"
-                ));
-            }
+        if let Some(c) = ci_slices
+            && c > gi_slices
+        {
+            return Err(format!(
+                "a compute instance of {c} slices cannot be larger than its {gi_slices}-slice GPU instance"
+            ));
         }
         Ok(ProfileName {
             ci_slices,
