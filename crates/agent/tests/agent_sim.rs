@@ -133,6 +133,7 @@ impl Host {
             .env("NVML_SIM_STATE", &self.state)
             .env("MIGFLEET_NVML_LIB", &sim().0)
             .env("MIGFLEET_STATE_DIR", self.dir.0.join("agent-state"))
+            .env("MIGFLEET_BOOT_ID_FILE", format!("{}.boot_id", self.state()))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -679,13 +680,27 @@ fn reboot_replies_first_then_reboots() {
     let host = Host::new("reboot", &[("H100-80GB", 1)]);
     let mut agent = host.agent();
     agent.enable(&host, &[0]);
-    let read_boot = || -> String {
-        let text = std::fs::read_to_string(&host.state).unwrap_or_default();
-        serde_json::from_str::<Value>(&text)
-            .map(|v| v["boot_id"].to_string())
+    let hello = agent.call(json!({"op": "hello"}));
+    let before = hello.ok()["boot_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(&host.state).unwrap_or_default())
+            .unwrap_or_default();
+    assert_eq!(
+        state["boot_id"],
+        json!(before),
+        "hello reports the simulated host's boot id"
+    );
+    // A second agent watches the boot id the way the controller will.
+    let mut probe = host.agent();
+    let mut read_boot = move || -> String {
+        probe.call(json!({"op": "hello"})).ok()["boot_id"]
+            .as_str()
             .unwrap_or_default()
+            .to_string()
     };
-    let before = read_boot();
     let a = agent.call(json!({
         "op": "reboot",
         "command": [sim().1.display().to_string(), "reboot", "--state", host.state()],
@@ -703,4 +718,22 @@ fn reboot_replies_first_then_reboots() {
     // Hopper loses MIG mode on reboot.
     let f = agent.facts();
     assert_eq!(f["gpus"][0]["mig"]["current"], json!(false));
+}
+
+#[test]
+fn a_library_without_nvml_symbols_is_named_not_a_panic() {
+    // libm stands in for a driver that lacks the functions: loading works, lookup fails.
+    let host = Host::new("nosym", &[("A30-24GB", 1)]);
+    let mut agent = host.agent();
+    let a = agent.call(json!({"op": "facts", "nvml_lib": "libm.so.6"}));
+    assert_eq!(a.err()["kind"], json!("nvml"));
+    assert!(
+        a.err()["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("nvmlInit_v2"),
+        "{}",
+        a.last
+    );
+    agent.call(json!({"op": "hello"})).ok();
 }

@@ -258,6 +258,13 @@ impl Store {
             let _ = fs::remove_file(&tmp);
             return Err(self.err("cannot replace state", e));
         }
+        // The simulated host's boot id, where the agent reads one (`MIGFLEET_BOOT_ID_FILE`),
+        // as a real host's is in /proc/sys/kernel/random/boot_id.
+        let boot = sibling(&self.path, ".boot_id");
+        if fs::read_to_string(&boot).ok().as_deref() != Some(state.boot_id.as_str()) {
+            fs::write(&boot, &state.boot_id)
+                .map_err(|e| self.err("cannot write boot id for", e))?;
+        }
         Ok(())
     }
 
