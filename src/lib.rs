@@ -4,4 +4,6 @@
 
 pub mod cli;
 pub mod error;
+pub mod fleet;
 pub mod report;
+pub mod transport;

@@ -2,6 +2,8 @@
 //! codes. Commands produce values; this module decides how they look.
 
 pub mod exit_code;
+pub mod monitor;
+pub mod recap;
 
 use clap::ValueEnum;
 use serde::Serialize;

@@ -1,0 +1,104 @@
+//! The recap in Ansible's shape, and the exit code it implies. Pure: counts in, text out.
+
+use super::exit_code;
+use crate::fleet::{Outcome, Status};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Ansible's seven counters for one host.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct HostStats {
+    pub ok: u32,
+    pub changed: u32,
+    pub unreachable: u32,
+    pub failed: u32,
+    pub skipped: u32,
+    pub rescued: u32,
+    pub ignored: u32,
+}
+
+impl HostStats {
+    /// Counts one task result. A changed task also counts as ok, as in Ansible.
+    pub fn add(&mut self, status: Status) {
+        match status {
+            Status::Ok => self.ok += 1,
+            Status::Changed => {
+                self.ok += 1;
+                self.changed += 1
+            }
+            Status::Failed => self.failed += 1,
+            Status::Unreachable => self.unreachable += 1,
+            Status::Skipped => self.skipped += 1,
+        }
+    }
+}
+
+/// Per-host stats, sorted by host name as Ansible prints them.
+pub type Stats = BTreeMap<String, HostStats>;
+
+/// Stats for single-task commands (ping, facts): one result per host.
+pub fn from_outcomes(outcomes: &[(String, Outcome)]) -> Stats {
+    let mut stats = Stats::new();
+    for (host, o) in outcomes {
+        stats.entry(host.clone()).or_default().add(o.status);
+    }
+    stats
+}
+
+/// `PLAY RECAP` and one line per host: the name left-justified in 26 columns, then the
+/// seven counters, each value left-justified in 4.
+pub fn render(stats: &Stats) -> String {
+    let mut out = String::from(
+        "PLAY RECAP *********************************************************************\n",
+    );
+    for (host, s) in stats {
+        out.push_str(&format!(
+            "{host:<26} : ok={:<4} changed={:<4} unreachable={:<4} failed={:<4} skipped={:<4} rescued={:<4} ignored={:<4}\n",
+            s.ok, s.changed, s.unreachable, s.failed, s.skipped, s.rescued, s.ignored
+        ));
+    }
+    out
+}
+
+/// Ansible's exit code for a run: 4 when a host was unreachable (it wins), 2 when one
+/// failed, 0 otherwise.
+pub fn exit_code(stats: &Stats) -> u8 {
+    if stats.values().any(|s| s.unreachable > 0) {
+        exit_code::UNREACHABLE
+    } else if stats.values().any(|s| s.failed > 0) {
+        exit_code::FAILED_HOSTS
+    } else {
+        exit_code::OK
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recap_matches_ansibles_columns_and_exit_codes() {
+        let mut stats = Stats::new();
+        stats.entry("web1".into()).or_default().add(Status::Changed);
+        stats.entry("web1".into()).or_default().add(Status::Changed);
+        let text = render(&stats);
+        assert!(text.contains(
+            "web1                       : ok=2    changed=2    unreachable=0    failed=0    skipped=0    rescued=0    ignored=0"
+        ), "{text}");
+        assert_eq!(exit_code(&stats), 0);
+        stats.entry("a".into()).or_default().add(Status::Failed);
+        assert_eq!(exit_code(&stats), 2);
+        stats
+            .entry("b".into())
+            .or_default()
+            .add(Status::Unreachable);
+        assert_eq!(exit_code(&stats), 4);
+        assert!(
+            render(&stats)
+                .lines()
+                .nth(1)
+                .is_some_and(|l| l.starts_with("a ")),
+            "sorted by name"
+        );
+    }
+}
