@@ -23,3 +23,11 @@ pub fn print_json<T: Serialize>(value: &T) -> Result<(), crate::error::Failure> 
     println!("{text}");
     Ok(())
 }
+
+/// Prints `value` as one compact JSON line on stdout (for event streams).
+pub fn print_json_line<T: Serialize>(value: &T) -> Result<(), crate::error::Failure> {
+    let text = serde_json::to_string(value)
+        .map_err(|e| crate::error::Failure::error(format!("cannot encode JSON: {e}")))?;
+    println!("{text}");
+    Ok(())
+}

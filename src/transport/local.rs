@@ -1,45 +1,54 @@
-//! `ansible_connection=local`: commands run as child processes of the controller, straight
-//! from argv.
+//! Local transport (`ansible_connection=local`): runs commands as child processes straight from argv, no shell.
 
-use super::{Output, RemoteCommand, Stream, Transport, TransportError};
 use std::process::Stdio;
-use tokio::io::{AsyncWriteExt, BufReader};
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
+use crate::transport::{
+    ExitWaiter, Output, RemoteCommand, Stream, Transport, TransportError, check_sudo,
+};
+
+/// Runs commands on the controller itself.
 pub struct LocalTransport {
     host: String,
 }
 
 impl LocalTransport {
-    pub fn new(host: &str) -> LocalTransport {
-        LocalTransport {
-            host: host.to_string(),
-        }
+    /// `host` is the inventory name (e.g. `localhost`).
+    pub fn new(host: impl Into<String>) -> LocalTransport {
+        LocalTransport { host: host.into() }
     }
 
     fn command(&self, cmd: &RemoteCommand) -> Result<Command, TransportError> {
-        let mut argv: Vec<String> = Vec::new();
-        if cmd.sudo {
-            argv.extend(["sudo", "-n", "--"].map(String::from));
+        let argv = cmd.full_argv()?;
+        let mut c = Command::new(&argv[0]);
+        c.args(&argv[1..]);
+        if !cmd.sudo {
+            // With sudo the env travels as `env K=V` arguments (sudo resets the environment); without, set it
+            // directly (the `env` prefix in argv does the same, this keeps it explicit).
+            c.envs(cmd.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         }
-        argv.extend(cmd.argv.iter().cloned());
-        let (program, args) = argv.split_first().ok_or_else(|| TransportError::Io {
-            host: self.host.clone(),
-            message: "empty command".into(),
-        })?;
-        let mut c = Command::new(program);
-        c.args(args)
-            .envs(cmd.env.iter().map(|(k, v)| (k, v)))
-            .kill_on_drop(true);
+        c.kill_on_drop(true);
         Ok(c)
     }
 
-    fn io(&self, e: std::io::Error) -> TransportError {
+    fn io_err(&self, context: String, e: std::io::Error) -> TransportError {
         TransportError::Io {
             host: self.host.clone(),
-            message: e.to_string(),
+            context,
+            source: e,
         }
     }
+}
+
+fn status_of(s: std::process::ExitStatus) -> (Option<u32>, Option<String>) {
+    use std::os::unix::process::ExitStatusExt;
+    (
+        s.code().map(|c| c as u32),
+        s.signal().map(|n| format!("signal {n}")),
+    )
 }
 
 #[async_trait::async_trait]
@@ -61,13 +70,26 @@ impl Transport for LocalTransport {
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-        let mut child = c.spawn().map_err(|e| self.io(e))?;
+        let mut child = c
+            .spawn()
+            .map_err(|e| self.io_err(format!("starting {:?}", cmd.argv[0]), e))?;
         if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            pipe.write_all(&data).await.map_err(|e| self.io(e))?;
+            tokio::spawn(async move {
+                // A child that exits without reading its input is not an error.
+                let _ = pipe.write_all(&data).await;
+                let _ = pipe.shutdown().await;
+            });
         }
-        let out = child.wait_with_output().await.map_err(|e| self.io(e))?;
+        let out = child
+            .wait_with_output()
+            .await
+            .map_err(|e| self.io_err(format!("waiting for {:?}", cmd.argv[0]), e))?;
+        let (status, _) = status_of(out.status);
+        if cmd.sudo {
+            check_sudo(&self.host, status, &out.stderr)?;
+        }
         Ok(Output {
-            status: out.status.code().map(|c| c as u32),
+            status,
             stdout: out.stdout,
             stderr: out.stderr,
         })
@@ -77,23 +99,102 @@ impl Transport for LocalTransport {
         let mut c = self.command(cmd)?;
         c.stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut child = c.spawn().map_err(|e| self.io(e))?;
-        let stdin = child
-            .stdin
-            .take()
-            .ok_or_else(|| self.io(std::io::Error::other("no stdin")))?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| self.io(std::io::Error::other("no stdout")))?;
-        // The child lives as long as its pipes; reap it in the background when it ends.
-        tokio::spawn(async move {
-            let _ = child.wait().await;
+            .stderr(Stdio::piped());
+        let mut child = c
+            .spawn()
+            .map_err(|e| self.io_err(format!("starting {:?}", cmd.argv[0]), e))?;
+        let missing = |what: &str| {
+            self.io_err(
+                format!("{what} pipe of {:?}", cmd.argv[0]),
+                std::io::Error::other("not captured"),
+            )
+        };
+        let stdin = child.stdin.take().ok_or_else(|| missing("stdin"))?;
+        let stdout = child.stdout.take().ok_or_else(|| missing("stdout"))?;
+        let mut stderr_pipe = child.stderr.take().ok_or_else(|| missing("stderr"))?;
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let err_buf = stderr.clone();
+        let host = self.host.clone();
+        let task = tokio::spawn(async move {
+            let mut chunk = [0u8; 8192];
+            loop {
+                match stderr_pipe.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if let Ok(mut b) = err_buf.lock() {
+                            b.extend_from_slice(&chunk[..n]);
+                        }
+                    }
+                }
+            }
+            let st = child.wait().await.map_err(|e| TransportError::Io {
+                host,
+                context: "waiting for local process".to_string(),
+                source: e,
+            })?;
+            Ok(status_of(st))
         });
         Ok(Stream {
             stdin: Box::new(stdin),
-            stdout: Box::new(BufReader::new(stdout)),
+            stdout: Box::new(tokio::io::BufReader::new(stdout)),
+            exit: ExitWaiter::new(&self.host, cmd.sudo, stderr, task),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncBufReadExt;
+
+    #[tokio::test]
+    async fn exec_env_and_stdin() {
+        let mut t = LocalTransport::new("localhost");
+        let out = t
+            .exec(
+                &RemoteCommand::new(["sh", "-c", "printf '%s:' \"$FOO\"; cat"]).env("FOO", "b a r"),
+                Some(b"in put".to_vec()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(out.status, Some(0));
+        assert_eq!(out.stdout, b"b a r:in put");
+        let out = t
+            .exec(
+                &RemoteCommand::new(["sh", "-c", "echo e >&2; exit 3"]),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(out.status, Some(3));
+        assert_eq!(out.stderr, b"e\n");
+        assert!(
+            t.exec(&RemoteCommand::new(["/nonexistent/x"]), None)
+                .await
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn spawn_roundtrip() {
+        let mut t = LocalTransport::new("localhost");
+        let mut s = t
+            .spawn(&RemoteCommand::new([
+                "sh",
+                "-c",
+                "echo started >&2; exec cat",
+            ]))
+            .await
+            .unwrap();
+        s.stdin.write_all(b"{\"a\":1}\n").await.unwrap();
+        s.stdin.flush().await.unwrap();
+        let mut line = String::new();
+        s.stdout.read_line(&mut line).await.unwrap();
+        assert_eq!(line, "{\"a\":1}\n");
+        s.stdin.shutdown().await.unwrap();
+        drop(s.stdin);
+        let exit = s.exit.wait().await.unwrap();
+        assert_eq!(exit.status, Some(0));
+        assert_eq!(exit.stderr, b"started\n");
     }
 }

@@ -1,0 +1,99 @@
+//! `migfleet facts -i INV [--limit P]`: every host's GPUs and MIG state.
+
+use super::fleet_args::{FleetArgs, run_on_hosts};
+use super::ping::finish;
+use crate::error::Failure;
+use crate::fleet::Outcome;
+use crate::report::Output;
+use migfleet_proto::{Facts, Op, Reply};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+}
+
+pub fn exec(args: Args, output: Output) -> Result<(), Failure> {
+    let (outcomes, code) = run_on_hosts(&args.fleet, output, |mut s, _| async move {
+        match s.client.call(Op::Facts, |_| {}).await {
+            Ok(Reply::Facts(f)) => {
+                let n = f.gpus.len();
+                Outcome::ok(format!("{n} GPU(s)"), serde_json::to_value(&f).ok())
+            }
+            Ok(other) => Outcome::failed(format!("unexpected reply: {other:?}")),
+            Err(e) => Outcome::failed(e.to_string()),
+        }
+    })?;
+    if output == Output::Text {
+        print!("{}", table(&outcomes));
+    }
+    finish(&outcomes, code, output)
+}
+
+/// One row per GPU: host, index, model, MIG mode, instances.
+fn table(outcomes: &[(String, Outcome)]) -> String {
+    let mut rows: Vec<[String; 6]> = vec![[
+        "HOST".into(),
+        "GPU".into(),
+        "MODEL".into(),
+        "MEMORY".into(),
+        "MIG".into(),
+        "INSTANCES".into(),
+    ]];
+    for (host, o) in outcomes {
+        let Some(f) = o.data.as_ref().and_then(|d| serde_json::from_value::<Facts>(d.clone()).ok()) else {
+            continue;
+        };
+        for g in &f.gpus {
+            let mig = match &g.mig {
+                None => "n/a".to_string(),
+                Some(m) if m.current == m.pending => if m.current { "on" } else { "off" }.to_string(),
+                Some(m) => format!(
+                    "{} (pending {})",
+                    if m.current { "on" } else { "off" },
+                    if m.pending { "on" } else { "off" }
+                ),
+            };
+            let instances = g.mig.as_ref().map_or_else(String::new, |m| {
+                let mut v: Vec<String> = m
+                    .instances
+                    .iter()
+                    .map(|i| {
+                        let busy = i.cis.iter().any(|c| !c.processes.is_empty());
+                        format!("{}@{}{}", i.profile, i.start, if busy { "*" } else { "" })
+                    })
+                    .collect();
+                if v.is_empty() {
+                    v.push("-".into());
+                }
+                v.join(" ")
+            });
+            rows.push([
+                host.clone(),
+                g.index.to_string(),
+                g.model.clone().unwrap_or_else(|| g.name.clone()),
+                format!("{} MiB", g.memory_mib),
+                mig,
+                instances,
+            ]);
+        }
+    }
+    let mut widths = [0usize; 6];
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.len());
+        }
+    }
+    let mut out = String::new();
+    for r in &rows {
+        let cells: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, c)| if i == 5 { c.clone() } else { format!("{c:<w$}", w = widths[i]) })
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out.push_str("(* = instance with processes)\n");
+    out
+}
