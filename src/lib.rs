@@ -5,5 +5,6 @@
 pub mod cli;
 pub mod error;
 pub mod fleet;
+pub mod inventory;
 pub mod report;
 pub mod transport;

@@ -41,13 +41,19 @@ fn table(outcomes: &[(String, Outcome)]) -> String {
         "INSTANCES".into(),
     ]];
     for (host, o) in outcomes {
-        let Some(f) = o.data.as_ref().and_then(|d| serde_json::from_value::<Facts>(d.clone()).ok()) else {
+        let Some(f) = o
+            .data
+            .as_ref()
+            .and_then(|d| serde_json::from_value::<Facts>(d.clone()).ok())
+        else {
             continue;
         };
         for g in &f.gpus {
             let mig = match &g.mig {
                 None => "n/a".to_string(),
-                Some(m) if m.current == m.pending => if m.current { "on" } else { "off" }.to_string(),
+                Some(m) if m.current == m.pending => {
+                    if m.current { "on" } else { "off" }.to_string()
+                }
                 Some(m) => format!(
                     "{} (pending {})",
                     if m.current { "on" } else { "off" },
@@ -89,7 +95,13 @@ fn table(outcomes: &[(String, Outcome)]) -> String {
         let cells: Vec<String> = r
             .iter()
             .enumerate()
-            .map(|(i, c)| if i == 5 { c.clone() } else { format!("{c:<w$}", w = widths[i]) })
+            .map(|(i, c)| {
+                if i == 5 {
+                    c.clone()
+                } else {
+                    format!("{c:<w$}", w = widths[i])
+                }
+            })
             .collect();
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');

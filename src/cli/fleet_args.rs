@@ -54,17 +54,24 @@ pub struct Targets {
 impl FleetArgs {
     pub fn targets(&self, play_hosts: &str) -> Result<Targets, Failure> {
         let inv = Inventory::load(&self.inventory).map_err(|e| Failure::parse(e.to_string()))?;
-        let mut hosts = inv.select(play_hosts).map_err(|e| Failure::options(e.to_string()))?;
+        let mut hosts = inv
+            .select(play_hosts)
+            .map_err(|e| Failure::options(e.to_string()))?;
         if let Some(limit) = &self.limit {
-            let allowed = inv.select(limit).map_err(|e| Failure::options(e.to_string()))?;
+            let allowed = inv
+                .select(limit)
+                .map_err(|e| Failure::options(e.to_string()))?;
             hosts.retain(|h| allowed.contains(h));
             if hosts.is_empty() {
-                return Err(Failure::options(format!("no hosts left after --limit `{limit}`")));
+                return Err(Failure::options(format!(
+                    "no hosts left after --limit `{limit}`"
+                )));
             }
         }
         let mut connections = std::collections::HashMap::new();
         for h in &hosts {
-            let c = Connection::from_vars(h, &inv.host_vars(h)).map_err(|e| Failure::parse(e.to_string()))?;
+            let c = Connection::from_vars(h, &inv.host_vars(h))
+                .map_err(|e| Failure::parse(e.to_string()))?;
             connections.insert(h.clone(), c);
         }
         Ok(Targets { hosts, connections })
@@ -80,9 +87,11 @@ impl FleetArgs {
         if let Some(k) = &self.private_key {
             ssh.identity_files.insert(0, k.clone());
         }
-        let known = KnownHosts::load(&ssh.known_hosts).map_err(|e| Failure::options(e.to_string()))?;
+        let known =
+            KnownHosts::load(&ssh.known_hosts).map_err(|e| Failure::options(e.to_string()))?;
         let builds = AgentBuilds::discover(self.agent_dir.as_deref()).map_err(|e| {
-            Failure::options(e.to_string()).hint("build the agent (`cargo build -p migfleet-agent`) or pass --agent-dir")
+            Failure::options(e.to_string())
+                .hint("build the agent (`cargo build -p migfleet-agent`) or pass --agent-dir")
         })?;
         Ok(Context {
             ssh,
@@ -110,7 +119,10 @@ pub fn run_on_hosts<W, F>(
     work: W,
 ) -> Result<(Vec<(String, crate::fleet::Outcome)>, u8), Failure>
 where
-    W: Fn(crate::fleet::session::Session, tokio::sync::mpsc::UnboundedSender<crate::fleet::Event>) -> F
+    W: Fn(
+            crate::fleet::session::Session,
+            tokio::sync::mpsc::UnboundedSender<crate::fleet::Event>,
+        ) -> F
         + Send
         + Sync
         + 'static,
@@ -159,7 +171,9 @@ where
     let stats = recap::from_outcomes(&outcomes);
     let code = recap::exit_code(&stats);
     if output == crate::report::Output::Json {
-        crate::report::print_json_line(&serde_json::json!({"event": "summary", "stats": stats, "exit_code": code}))?;
+        crate::report::print_json_line(
+            &serde_json::json!({"event": "summary", "stats": stats, "exit_code": code}),
+        )?;
     }
     Ok((outcomes, code))
 }

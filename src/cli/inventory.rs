@@ -35,7 +35,9 @@ pub fn exec(args: Args) -> Result<(), Failure> {
         return print_json(&inv.list_json());
     }
     if let Some(root) = &args.graph {
-        let text = inv.graph(Some(root)).map_err(|e| Failure::options(e.to_string()))?;
+        let text = inv
+            .graph(Some(root))
+            .map_err(|e| Failure::options(e.to_string()))?;
         print!("{text}");
         return Ok(());
     }

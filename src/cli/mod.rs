@@ -1,7 +1,11 @@
 //! The command line: one file per subcommand, each with its clap arguments (whose doc
 //! comments are the `--help`) and an `exec` that returns a value or a [`Failure`].
 
+pub mod facts;
+pub mod fleet_args;
+pub mod inventory;
 pub mod mig;
+pub mod ping;
 
 use crate::error::Failure;
 use crate::report::Output;
@@ -27,11 +31,20 @@ pub enum Command {
     /// Explore MIG geometry offline: models, profiles, layouts, config checks and plans.
     #[command(subcommand)]
     Mig(mig::MigCommand),
+    /// Show the inventory as Ansible reads it: `--list`, `--graph`, `--list-hosts`.
+    Inventory(inventory::Args),
+    /// Connect to each host and start its agent (uploading it once per version).
+    Ping(ping::Args),
+    /// Each host's GPUs: model, memory, MIG mode, instances, processes.
+    Facts(facts::Args),
 }
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Mig(cmd) => mig::exec(cmd, cli.output),
+        Command::Inventory(a) => inventory::exec(a),
+        Command::Ping(a) => ping::exec(a, cli.output),
+        Command::Facts(a) => facts::exec(a, cli.output),
     }
 }

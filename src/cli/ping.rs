@@ -23,7 +23,7 @@ pub fn exec(args: Args, output: Output) -> Result<(), Failure> {
                     h.arch,
                     if s.uploaded { ", uploaded" } else { "" }
                 ),
-                serde_json::to_value(&h).ok(),
+                Some(serde_json::json!({"hello": h, "uploaded": s.uploaded})),
             ),
             Ok(other) => Outcome::failed(format!("unexpected reply: {other:?}")),
             Err(e) => Outcome::failed(e.to_string()),

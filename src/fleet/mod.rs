@@ -3,6 +3,7 @@
 
 pub mod event;
 pub mod executor;
+pub mod session;
 
 pub use event::{Event, Outcome, Status};
 pub use executor::{FleetOptions, Serial, run};

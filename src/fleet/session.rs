@@ -44,12 +44,20 @@ impl From<TransportError> for SessionError {
     }
 }
 
-pub async fn open(conn: &Connection, ctx: &Context, progress: &(dyn Fn(&str) + Send + Sync)) -> Result<Session, SessionError> {
+pub async fn open(
+    conn: &Connection,
+    ctx: &Context,
+    progress: &(dyn Fn(&str) + Send + Sync),
+) -> Result<Session, SessionError> {
     match conn.kind {
         ConnectionKind::Local => {
-            let build = ctx.builds.for_arch(std::env::consts::ARCH).map_err(|e| SessionError {
+            let arch = std::env::consts::ARCH;
+            let build = ctx.builds.get(arch).ok_or_else(|| SessionError {
                 unreachable: false,
-                message: e.to_string(),
+                message: format!(
+                    "no agent build for this machine's arch {arch} (have: {})",
+                    ctx.builds.arches().join(", ")
+                ),
             })?;
             let mut t = LocalTransport::new(&conn.host);
             let cmd = RemoteCommand {
@@ -81,7 +89,14 @@ pub async fn open(conn: &Connection, ctx: &Context, progress: &(dyn Fn(&str) + S
             progress("connecting");
             let mut t = connect(&target, &ctx.ssh, ctx.known_hosts.clone()).await?;
             progress("starting agent");
-            let started = start_agent(&mut t, &ctx.builds, &conn.remote_dir, &conn.agent_env, conn.become_).await?;
+            let started = start_agent(
+                &mut t,
+                &ctx.builds,
+                &conn.remote_dir,
+                &conn.agent_env,
+                conn.become_,
+            )
+            .await?;
             Ok(Session {
                 client: AgentClient::new(&conn.host, started.stream, conn.nvml_lib.clone()),
                 uploaded: started.uploaded,

@@ -1,0 +1,500 @@
+//! Inventory model: groups/hosts graph, source loading dispatch, reconciliation and the public `Inventory` API.
+
+pub mod connection;
+mod ini;
+mod list;
+mod pattern;
+pub mod range;
+mod script;
+mod vars;
+mod yaml;
+
+use indexmap::IndexMap;
+use serde_json::{Map, Value};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+pub use connection::{Connection, ConnectionKind};
+
+/// Variables of one host or group.
+pub type Vars = Map<String, Value>;
+
+/// Everything that can go wrong while loading or querying an inventory.
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    /// A syntax or structure error inside a source or vars file.
+    #[error("{}:{line}{}: {message}", file.display(), column.map(|c| format!(":{c}")).unwrap_or_default())]
+    Parse {
+        file: PathBuf,
+        line: usize,
+        column: Option<usize>,
+        message: String,
+    },
+    /// A file or directory could not be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An inventory source path does not exist.
+    #[error("{}: inventory source not found", path.display())]
+    SourceNotFound { path: PathBuf },
+    /// An executable inventory failed or printed something unusable.
+    #[error("inventory script {}: {message}", path.display())]
+    Script { path: PathBuf, message: String },
+    /// An inconsistent group graph (e.g. a dependency loop).
+    #[error("{}: {message}", source_file.display())]
+    Graph {
+        source_file: PathBuf,
+        message: String,
+    },
+    /// A host pattern (or one term of it) is invalid or matched nothing.
+    #[error("host pattern '{pattern}': {message}")]
+    Pattern { pattern: String, message: String },
+    /// `graph(Some(root))` named something that is not a group.
+    #[error("'{0}' is not a group name (--graph needs a group)")]
+    UnknownGroup(String),
+    /// A connection variable has the wrong type or value.
+    #[error("host '{host}': variable '{var}': {message}")]
+    ConnectionVar {
+        host: String,
+        var: String,
+        message: String,
+    },
+}
+
+pub(crate) fn parse_err(
+    file: &Path,
+    line: usize,
+    column: Option<usize>,
+    message: impl Into<String>,
+) -> InventoryError {
+    InventoryError::Parse {
+        file: file.to_path_buf(),
+        line,
+        column,
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Group {
+    pub(crate) hosts: Vec<String>,
+    pub(crate) children: Vec<String>,
+    pub(crate) parents: Vec<String>,
+    pub(crate) vars: Vars,
+    pub(crate) priority: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Host {
+    pub(crate) vars: Vars,
+    /// Groups the host was added to directly.
+    pub(crate) groups: Vec<String>,
+}
+
+/// A loaded inventory: groups (name -> hosts, children, vars), hosts in definition order,
+/// per-host inventory vars, and the group_vars/host_vars found beside each source.
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    pub(crate) groups: IndexMap<String, Group>,
+    pub(crate) hosts: IndexMap<String, Host>,
+    pub(crate) sources: Vec<PathBuf>,
+    pub(crate) file_vars: Vec<vars::SourceVars>,
+    pub(crate) depth: HashMap<String, usize>,
+}
+
+impl Default for Inventory {
+    fn default() -> Self {
+        Self::empty()
+    }
+}
+
+/// Extensions skipped when scanning a directory source (Ansible's REJECT_EXTS + inventory ignores).
+const IGNORED_EXTS: &[&str] = &[
+    ".pyc", ".pyo", ".swp", ".bak", "~", ".rpm", ".md", ".txt", ".rst", ".orig", ".cfg", ".retry",
+];
+
+pub(crate) fn is_yaml_ext(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yml" | "yaml" | "json")
+    )
+}
+
+impl Inventory {
+    fn empty() -> Inventory {
+        let mut inv = Inventory {
+            groups: IndexMap::new(),
+            hosts: IndexMap::new(),
+            sources: Vec::new(),
+            file_vars: Vec::new(),
+            depth: HashMap::new(),
+        };
+        inv.add_group("all");
+        inv.add_group("ungrouped");
+        // Cannot loop: both groups are fresh.
+        let _ = inv.add_child_group("all", "ungrouped");
+        inv
+    }
+
+    /// Loads one or more sources (`-i`): YAML/JSON or INI files, executables (`--list`),
+    /// directories of sources, or a comma-separated host list (`"a,b,"`). Later sources win.
+    pub fn load(sources: &[PathBuf]) -> Result<Inventory, InventoryError> {
+        let mut inv = Inventory::empty();
+        for src in sources {
+            let text = src.to_string_lossy();
+            if text.contains(',') && !src.exists() {
+                inv.parse_host_list(&text);
+                continue;
+            }
+            if !src.exists() {
+                return Err(InventoryError::SourceNotFound { path: src.clone() });
+            }
+            inv.parse_source(src)?;
+            inv.sources.push(src.clone());
+        }
+        inv.reconcile();
+        inv.compute_depths();
+        for src in inv.sources.clone() {
+            let base = if src.is_dir() {
+                src.clone()
+            } else {
+                src.parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| PathBuf::from("."))
+            };
+            let sv = vars::SourceVars::load(&base, &inv)?;
+            inv.file_vars.push(sv);
+        }
+        Ok(inv)
+    }
+
+    fn parse_host_list(&mut self, text: &str) {
+        for item in text.split(',') {
+            let item = item.trim();
+            if item.is_empty() {
+                continue;
+            }
+            let (name, port) = match range::parse_address(item, false) {
+                Some((h, p)) => (h, p),
+                None => (item.to_string(), None),
+            };
+            if !self.hosts.contains_key(&name) {
+                self.add_host(&name, Some("ungrouped"), port);
+            }
+        }
+    }
+
+    fn parse_source(&mut self, path: &Path) -> Result<(), InventoryError> {
+        if path.is_dir() {
+            let mut names: Vec<_> = std::fs::read_dir(path)
+                .map_err(|e| InventoryError::Io {
+                    path: path.to_path_buf(),
+                    source: e,
+                })?
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            for name in names {
+                if name.starts_with('.')
+                    || matches!(name.as_str(), "host_vars" | "group_vars" | "vars_plugins")
+                    || IGNORED_EXTS.iter().any(|x| name.ends_with(x))
+                {
+                    continue;
+                }
+                self.parse_source(&path.join(name))?;
+            }
+            return Ok(());
+        }
+        if script::is_executable(path) {
+            return script::parse(self, path);
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| InventoryError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        if is_yaml_ext(path) {
+            return yaml::parse(self, path, &text);
+        }
+        if path.extension().is_none() && yaml::looks_like_yaml_inventory(&text) {
+            return yaml::parse(self, path, &text);
+        }
+        ini::parse(self, path, &text)
+    }
+
+    // ----- graph primitives (mirroring Ansible's InventoryData) -----
+
+    pub(crate) fn add_group(&mut self, name: &str) {
+        if !self.groups.contains_key(name) {
+            self.groups.insert(
+                name.to_string(),
+                Group {
+                    priority: 1,
+                    ..Group::default()
+                },
+            );
+        }
+    }
+
+    /// Adds a host (if new, with `ansible_port` from a `host:port` shorthand) and optionally puts it in a group.
+    pub(crate) fn add_host(&mut self, name: &str, group: Option<&str>, port: Option<u16>) {
+        if !self.hosts.contains_key(name) {
+            let mut h = Host::default();
+            if let Some(p) = port.filter(|p| *p != 0) {
+                h.vars.insert("ansible_port".into(), Value::from(p));
+            }
+            self.hosts.insert(name.to_string(), h);
+        }
+        if let Some(g) = group {
+            self.add_group(g);
+            self.add_host_to_group(g, name);
+        }
+    }
+
+    fn add_host_to_group(&mut self, group: &str, host: &str) {
+        if let Some(g) = self.groups.get_mut(group) {
+            if g.hosts.iter().any(|h| h == host) {
+                return;
+            }
+            g.hosts.push(host.to_string());
+        }
+        if let Some(h) = self.hosts.get_mut(host)
+            && !h.groups.iter().any(|x| x == group)
+        {
+            h.groups.push(group.to_string());
+        }
+    }
+
+    fn remove_host_from_group(&mut self, group: &str, host: &str) {
+        if let Some(g) = self.groups.get_mut(group) {
+            g.hosts.retain(|h| h != host);
+        }
+        if let Some(h) = self.hosts.get_mut(host) {
+            h.groups.retain(|x| x != group);
+        }
+    }
+
+    /// All ancestors of a group (not including itself).
+    pub(crate) fn ancestors(&self, group: &str) -> HashSet<String> {
+        let mut seen = HashSet::new();
+        let mut stack = vec![group.to_string()];
+        while let Some(g) = stack.pop() {
+            if let Some(gr) = self.groups.get(&g) {
+                for p in &gr.parents {
+                    if seen.insert(p.clone()) {
+                        stack.push(p.clone());
+                    }
+                }
+            }
+        }
+        seen
+    }
+
+    /// Makes `child` a child group of `parent`; refuses dependency loops.
+    pub(crate) fn add_child_group(&mut self, parent: &str, child: &str) -> Result<(), String> {
+        if parent == child {
+            return Err(format!("can't add group '{parent}' to itself"));
+        }
+        self.add_group(parent);
+        self.add_group(child);
+        if self.groups[parent].children.iter().any(|c| c == child) {
+            return Ok(());
+        }
+        if self.ancestors(parent).contains(child) {
+            return Err(format!(
+                "adding group '{child}' as child to '{parent}' creates a recursive dependency loop"
+            ));
+        }
+        if let Some(p) = self.groups.get_mut(parent) {
+            p.children.push(child.to_string());
+        }
+        if let Some(c) = self.groups.get_mut(child)
+            && !c.parents.iter().any(|p| p == parent)
+        {
+            c.parents.push(parent.to_string());
+        }
+        Ok(())
+    }
+
+    /// Sets an inventory variable on a group (handling `ansible_group_priority`).
+    pub(crate) fn set_group_var(
+        &mut self,
+        group: &str,
+        key: &str,
+        value: Value,
+    ) -> Result<(), String> {
+        self.add_group(group);
+        let Some(g) = self.groups.get_mut(group) else {
+            return Ok(());
+        };
+        if key == "ansible_group_priority" {
+            g.priority = priority_value(&value).ok_or_else(|| {
+                format!("ansible_group_priority must be an integer, found {value}")
+            })?;
+        } else {
+            g.vars.insert(key.to_string(), value);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn set_host_var(&mut self, host: &str, key: &str, value: Value) {
+        if let Some(h) = self.hosts.get_mut(host) {
+            h.vars.insert(key.to_string(), value);
+        }
+    }
+
+    /// Ansible's reconcile_inventory: parentless groups go under `all`, hosts in no group go to `ungrouped`.
+    fn reconcile(&mut self) {
+        let top: Vec<String> = self
+            .groups
+            .iter()
+            .filter(|(n, g)| n.as_str() != "all" && g.parents.is_empty())
+            .map(|(n, _)| n.clone())
+            .collect();
+        for g in top {
+            // `all` has no parents, so no loop is possible.
+            let _ = self.add_child_group("all", &g);
+        }
+        let names: Vec<String> = self.hosts.keys().cloned().collect();
+        for h in names {
+            let groups = self.host_groups(&h);
+            let others = groups.iter().any(|g| g != "all" && g != "ungrouped");
+            if groups.iter().any(|g| g == "ungrouped") {
+                if others {
+                    self.remove_host_from_group("ungrouped", &h);
+                }
+            } else if !others {
+                self.add_host_to_group("ungrouped", &h);
+            }
+        }
+    }
+
+    /// Every group a host belongs to, directly or through ancestry (includes `all` when reachable).
+    pub(crate) fn host_groups(&self, host: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        if let Some(h) = self.hosts.get(host) {
+            for g in &h.groups {
+                let mut anc: Vec<String> = self.ancestors(g).into_iter().collect();
+                anc.sort();
+                for a in anc {
+                    if !out.contains(&a) {
+                        out.push(a);
+                    }
+                }
+                if !out.contains(g) {
+                    out.push(g.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// Group depth = longest path from `all`.
+    fn compute_depths(&mut self) {
+        fn depth_of(inv: &Inventory, g: &str, memo: &mut HashMap<String, usize>) -> usize {
+            if let Some(d) = memo.get(g) {
+                return *d;
+            }
+            let d = inv
+                .groups
+                .get(g)
+                .map(|gr| {
+                    gr.parents
+                        .iter()
+                        .map(|p| depth_of(inv, p, memo) + 1)
+                        .max()
+                        .unwrap_or(0)
+                })
+                .unwrap_or(0);
+            memo.insert(g.to_string(), d);
+            d
+        }
+        let mut memo = HashMap::new();
+        let names: Vec<String> = self.groups.keys().cloned().collect();
+        for g in names {
+            depth_of(self, &g, &mut memo);
+        }
+        self.depth = memo;
+    }
+
+    /// Hosts of a group and its descendants, breadth first (Ansible's Group.get_hosts order).
+    pub(crate) fn group_hosts(&self, group: &str) -> Vec<String> {
+        let mut order: Vec<&str> = vec![group];
+        let mut seen: HashSet<&str> = HashSet::from([group]);
+        let mut level: Vec<&str> = vec![group];
+        while !level.is_empty() {
+            let mut next = Vec::new();
+            for g in &level {
+                if let Some(gr) = self.groups.get(*g) {
+                    for c in &gr.children {
+                        if seen.insert(c.as_str()) {
+                            next.push(c.as_str());
+                            order.push(c.as_str());
+                        }
+                    }
+                }
+            }
+            level = next;
+        }
+        let mut hosts = Vec::new();
+        let mut hs: HashSet<&str> = HashSet::new();
+        for g in order {
+            if let Some(gr) = self.groups.get(g) {
+                for h in &gr.hosts {
+                    if hs.insert(h.as_str()) {
+                        hosts.push(h.clone());
+                    }
+                }
+            }
+        }
+        hosts
+    }
+
+    /// Every host in inventory order (Ansible's order for `all`).
+    pub fn hosts(&self) -> Vec<String> {
+        self.group_hosts("all")
+    }
+
+    /// Names of all groups, in definition order (includes `all` and `ungrouped`).
+    pub fn group_names(&self) -> Vec<String> {
+        self.groups.keys().cloned().collect()
+    }
+
+    /// Hosts matching an Ansible host pattern, in Ansible's order.
+    pub fn select(&self, pattern: &str) -> Result<Vec<String>, InventoryError> {
+        pattern::select(self, pattern)
+    }
+
+    /// Merged variables of a host as `ansible-inventory --list` shows them in `_meta.hostvars`.
+    pub fn host_vars(&self, host: &str) -> Vars {
+        vars::merged_host_vars(self, host)
+    }
+
+    /// Same JSON as `ansible-inventory -i ... --list`.
+    pub fn list_json(&self) -> Value {
+        list::list_json(self)
+    }
+
+    /// Same text as `ansible-inventory -i ... --graph [GROUP]` (ends with a newline).
+    pub fn graph(&self, root: Option<&str>) -> Result<String, InventoryError> {
+        list::graph(self, root.unwrap_or("all"))
+    }
+
+    /// Connection settings of a host, from its merged variables.
+    pub fn connection(&self, host: &str) -> Result<Connection, InventoryError> {
+        Connection::from_vars(host, &self.host_vars(host))
+    }
+}
+
+/// Python's `int(value)` as used for `ansible_group_priority`.
+fn priority_value(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f.trunc() as i64)),
+        Value::Bool(b) => Some(i64::from(*b)),
+        Value::String(s) => s.trim().replace('_', "").parse().ok(),
+        _ => None,
+    }
+}

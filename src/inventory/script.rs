@@ -1,0 +1,195 @@
+//! Executable (dynamic) inventories: run `<path> --list`, read Ansible's JSON contract (groups, `_meta.hostvars`, `--host` fallback).
+
+use super::{Inventory, InventoryError};
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+/// A regular file with an execute bit (Ansible tries the script plugin first for those).
+pub(crate) fn is_executable(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        false
+    }
+}
+
+fn run(path: &Path, args: &[&str]) -> Result<String, InventoryError> {
+    let err = |m: String| InventoryError::Script {
+        path: path.to_path_buf(),
+        message: m,
+    };
+    let out = Command::new(path)
+        .args(args)
+        .output()
+        .map_err(|e| err(format!("failed to execute with {args:?}: {e}")))?;
+    if !out.status.success() {
+        return Err(err(format!(
+            "{args:?} exited with {}; stderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    String::from_utf8(out.stdout)
+        .map_err(|_| err(format!("{args:?} printed output that is not UTF-8")))
+}
+
+fn json_err(path: &Path, what: &str, e: &serde_json::Error) -> InventoryError {
+    InventoryError::Script {
+        path: path.to_path_buf(),
+        message: format!("output of {what} is not valid JSON: {e}"),
+    }
+}
+
+/// Runs the script and adds its groups, hosts and variables to `inv`.
+pub(crate) fn parse(inv: &mut Inventory, path: &Path) -> Result<(), InventoryError> {
+    let err = |m: String| InventoryError::Script {
+        path: path.to_path_buf(),
+        message: m,
+    };
+    let out = run(path, &["--list"])?;
+    let data: Value = serde_json::from_str(&out).map_err(|e| json_err(path, "--list", &e))?;
+    let Value::Object(top) = data else {
+        return Err(err(format!(
+            "--list printed {}, expected a JSON object of groups",
+            kind(&data)
+        )));
+    };
+    let mut meta: Option<serde_json::Map<String, Value>> = None;
+    let mut seen_hosts: Vec<String> = Vec::new();
+    for (group, gdata) in top {
+        if group == "_meta" {
+            match gdata.get("hostvars") {
+                Some(Value::Object(m)) => meta = Some(m.clone()),
+                Some(other) => {
+                    return Err(err(format!(
+                        "'_meta.hostvars' is {}, expected an object",
+                        kind(other)
+                    )));
+                }
+                None => {
+                    return Err(err("'_meta' has no 'hostvars' object".into()));
+                }
+            }
+            continue;
+        }
+        inv.add_group(&group);
+        let gdata = match gdata {
+            Value::Object(m)
+                if ["hosts", "vars", "children"]
+                    .iter()
+                    .any(|k| m.contains_key(*k)) =>
+            {
+                m
+            }
+            // Legacy: a bare mapping is the vars of a host named like the group.
+            Value::Object(m) => {
+                let mut n = serde_json::Map::new();
+                n.insert(
+                    "hosts".into(),
+                    Value::Array(vec![Value::String(group.clone())]),
+                );
+                n.insert("vars".into(), Value::Object(m));
+                n
+            }
+            // Legacy: a list is the group's hosts.
+            other => {
+                let mut n = serde_json::Map::new();
+                n.insert("hosts".into(), other);
+                n
+            }
+        };
+        if let Some(hosts) = gdata.get("hosts") {
+            let Value::Array(hosts) = hosts else {
+                return Err(err(format!(
+                    "'{group}.hosts' is {}, expected a list",
+                    kind(hosts)
+                )));
+            };
+            for h in hosts {
+                let Value::String(h) = h else {
+                    return Err(err(format!(
+                        "'{group}.hosts' contains {}, expected host name strings",
+                        kind(h)
+                    )));
+                };
+                if !seen_hosts.contains(h) {
+                    seen_hosts.push(h.clone());
+                }
+                inv.add_host(h, Some(&group), None);
+            }
+        }
+        if let Some(vars) = gdata.get("vars") {
+            let Value::Object(vars) = vars else {
+                return Err(err(format!(
+                    "'{group}.vars' is {}, expected an object",
+                    kind(vars)
+                )));
+            };
+            for (k, v) in vars {
+                inv.set_group_var(&group, k, v.clone())
+                    .map_err(|m| err(format!("group '{group}': {m}")))?;
+            }
+        }
+        if let Some(children) = gdata.get("children") {
+            let Value::Array(children) = children else {
+                return Err(err(format!(
+                    "'{group}.children' is {}, expected a list",
+                    kind(children)
+                )));
+            };
+            for c in children {
+                let Value::String(c) = c else {
+                    return Err(err(format!(
+                        "'{group}.children' contains {}, expected group names",
+                        kind(c)
+                    )));
+                };
+                inv.add_child_group(&group, c).map_err(&err)?;
+            }
+        }
+    }
+    for h in seen_hosts {
+        let vars = match &meta {
+            Some(m) => m
+                .get(&h)
+                .cloned()
+                .unwrap_or(Value::Object(Default::default())),
+            None => {
+                let out = run(path, &["--host", &h])?;
+                if out.trim().is_empty() {
+                    Value::Object(Default::default())
+                } else {
+                    serde_json::from_str(&out)
+                        .map_err(|e| json_err(path, &format!("--host {h}"), &e))?
+                }
+            }
+        };
+        let Value::Object(vars) = vars else {
+            return Err(err(format!(
+                "variables of host '{h}' are {}, expected an object",
+                kind(&vars)
+            )));
+        };
+        for (k, v) in vars {
+            inv.set_host_var(&h, &k, v);
+        }
+    }
+    Ok(())
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}

@@ -1,0 +1,212 @@
+//! `group_vars/` and `host_vars/` beside each source (files or per-name directories) and the Ansible merge order for a host's variables.
+
+use super::yaml::yaml_error;
+use super::{Inventory, InventoryError, Vars};
+use indexmap::IndexMap;
+use std::path::{Path, PathBuf};
+
+/// Variables from the `group_vars/` and `host_vars/` directories of one inventory source.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SourceVars {
+    pub(crate) groups: IndexMap<String, Vars>,
+    pub(crate) hosts: IndexMap<String, Vars>,
+}
+
+/// Ansible never treats these as variables of a host in `--list` output.
+const INTERNAL_VARS: &[&str] = &[
+    "ansible_async_path",
+    "ansible_collection_name",
+    "ansible_config_file",
+    "ansible_dependent_role_names",
+    "ansible_diff_mode",
+    "ansible_facts",
+    "ansible_forks",
+    "ansible_inventory_sources",
+    "ansible_limit",
+    "ansible_play_batch",
+    "ansible_play_hosts",
+    "ansible_play_hosts_all",
+    "ansible_play_role_names",
+    "ansible_playbook_python",
+    "ansible_role_name",
+    "ansible_role_names",
+    "ansible_run_tags",
+    "ansible_skip_tags",
+    "ansible_verbosity",
+    "ansible_version",
+    "inventory_dir",
+    "inventory_file",
+    "inventory_hostname",
+    "inventory_hostname_short",
+    "groups",
+    "group_names",
+    "hostvars",
+    "playbook_dir",
+    "play_hosts",
+    "role_name",
+    "role_names",
+    "role_path",
+    "role_uuid",
+];
+
+impl SourceVars {
+    /// Reads `<base>/group_vars/<group>` and `<base>/host_vars/<host>` for every group and host of `inv`.
+    pub(crate) fn load(base: &Path, inv: &Inventory) -> Result<SourceVars, InventoryError> {
+        let mut sv = SourceVars::default();
+        let gdir = base.join("group_vars");
+        if gdir.is_dir() {
+            for g in inv.groups.keys() {
+                if let Some(v) = load_entity(&gdir, g)? {
+                    sv.groups.insert(g.clone(), v);
+                }
+            }
+        }
+        let hdir = base.join("host_vars");
+        if hdir.is_dir() {
+            for h in inv.hosts.keys() {
+                if let Some(v) = load_entity(&hdir, h)? {
+                    sv.hosts.insert(h.clone(), v);
+                }
+            }
+        }
+        Ok(sv)
+    }
+}
+
+const EXTS: &[&str] = &["", ".yml", ".yaml", ".json"];
+
+/// The first of `<name>`, `<name>.yml`, `<name>.yaml`, `<name>.json` that exists; a directory is read recursively in sorted order.
+fn load_entity(dir: &Path, name: &str) -> Result<Option<Vars>, InventoryError> {
+    if name.starts_with('/') || name.is_empty() {
+        return Ok(None);
+    }
+    let mut files = Vec::new();
+    for ext in EXTS {
+        let p = dir.join(format!("{name}{ext}"));
+        if p.exists() {
+            if p.is_dir() {
+                dir_files(&p, &mut files)?;
+            } else {
+                files.push(p);
+            }
+            break;
+        }
+    }
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let mut out = Vars::new();
+    for f in files {
+        if let Some(v) = load_vars_file(&f)? {
+            for (k, val) in v {
+                out.insert(k, val);
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
+fn dir_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), InventoryError> {
+    let io = |e| InventoryError::Io {
+        path: dir.to_path_buf(),
+        source: e,
+    };
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    for n in names {
+        if n.starts_with('.') || n.ends_with('~') {
+            continue;
+        }
+        let p = dir.join(&n);
+        let ext = Path::new(&n)
+            .extension()
+            .map(|e| format!(".{}", e.to_string_lossy()))
+            .unwrap_or_default();
+        if p.is_dir() && ext.is_empty() {
+            dir_files(&p, out)?;
+        } else if p.is_file() && EXTS.contains(&ext.as_str()) {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// One vars file: a YAML/JSON mapping (empty file = nothing).
+pub(crate) fn load_vars_file(path: &Path) -> Result<Option<Vars>, InventoryError> {
+    let text = std::fs::read_to_string(path).map_err(|e| InventoryError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    let v: Option<Vars> = serde_norway::from_str(&text).map_err(|e| yaml_error(path, &e))?;
+    Ok(v.filter(|m| !m.is_empty()))
+}
+
+/// Sort key Ansible uses for a host's groups: (depth, priority, name).
+pub(crate) fn sorted_groups(inv: &Inventory, host: &str) -> Vec<String> {
+    let mut gs: Vec<String> = inv
+        .host_groups(host)
+        .into_iter()
+        .filter(|g| g != "all")
+        .collect();
+    gs.sort_by(|a, b| {
+        let ka = (
+            inv.depth.get(a).copied().unwrap_or(0),
+            inv.groups.get(a).map_or(1, |g| g.priority),
+        );
+        let kb = (
+            inv.depth.get(b).copied().unwrap_or(0),
+            inv.groups.get(b).map_or(1, |g| g.priority),
+        );
+        ka.cmp(&kb).then_with(|| a.cmp(b))
+    });
+    gs
+}
+
+/// all inventory vars -> group inventory vars (sorted) -> group_vars/all (each source) ->
+/// group_vars/<group> (each source, sorted groups) -> host inventory vars -> host_vars/<host> (each source).
+pub(crate) fn merged_host_vars(inv: &Inventory, host: &str) -> Vars {
+    let mut out = Vars::new();
+    let Some(h) = inv.hosts.get(host) else {
+        return out;
+    };
+    let mut merge = |m: &Vars| {
+        for (k, v) in m {
+            out.insert(k.clone(), v.clone());
+        }
+    };
+    if let Some(all) = inv.groups.get("all") {
+        merge(&all.vars);
+    }
+    let groups = sorted_groups(inv, host);
+    for g in &groups {
+        if let Some(gr) = inv.groups.get(g) {
+            merge(&gr.vars);
+        }
+    }
+    for sv in &inv.file_vars {
+        if let Some(v) = sv.groups.get("all") {
+            merge(v);
+        }
+    }
+    for sv in &inv.file_vars {
+        for g in &groups {
+            if let Some(v) = sv.groups.get(g) {
+                merge(v);
+            }
+        }
+    }
+    merge(&h.vars);
+    for sv in &inv.file_vars {
+        if let Some(v) = sv.hosts.get(host) {
+            merge(v);
+        }
+    }
+    for k in INTERNAL_VARS {
+        out.shift_remove(*k);
+    }
+    out
+}

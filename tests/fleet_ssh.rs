@@ -1,0 +1,319 @@
+//! The fleet commands end to end: the real `migfleet` binary against real sshd test hosts
+//! on 127.0.x.y, each with its own host key, remote directory and simulated GPUs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use support::testhost::{TestFleet, TestHost, client_key, write_known_hosts};
+
+/// `target/<profile>`, where cargo put the binaries.
+fn profile_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_migfleet"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The agent and the simulator are other packages: build them once for these tests.
+fn built() -> &'static PathBuf {
+    static CELL: OnceLock<PathBuf> = OnceLock::new();
+    CELL.get_or_init(|| {
+        let dir = profile_dir();
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args([
+            "build",
+            "-q",
+            "-p",
+            "migfleet-agent",
+            "-p",
+            "migfleet-nvml-sim",
+        ]);
+        if dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        assert!(
+            cmd.status().unwrap().success(),
+            "building the agent and simulator failed"
+        );
+        for f in ["migfleet-agent", "nvml-sim", "libnvidia_ml_sim.so"] {
+            assert!(dir.join(f).exists(), "{f} missing in {}", dir.display());
+        }
+        dir
+    })
+}
+
+/// Gives each host simulated GPUs and writes an inventory for the hosts.
+fn inventory(dir: &Path, hosts: &[&TestHost], model: &str) -> PathBuf {
+    let bin = built();
+    let mut yaml = String::from("all:\n  vars:\n    ansible_user: root\n");
+    yaml.push_str(&format!(
+        "    ansible_ssh_private_key_file: {}\n",
+        client_key().display()
+    ));
+    yaml.push_str(&format!(
+        "    migfleet_nvml_lib: {}\n",
+        bin.join("libnvidia_ml_sim.so").display()
+    ));
+    yaml.push_str("  children:\n    gpus:\n      hosts:\n");
+    for h in hosts {
+        let state = h.dir().join("sim.json");
+        if !state.exists() {
+            let ok = Command::new(bin.join("nvml-sim"))
+                .args(["init", "--state"])
+                .arg(&state)
+                .args(["--model", model, "--gpus", "2"])
+                .output()
+                .unwrap();
+            assert!(
+                ok.status.success(),
+                "{}",
+                String::from_utf8_lossy(&ok.stderr)
+            );
+        }
+        yaml.push_str(&format!(
+            "        {}:\n          ansible_host: {}\n          ansible_port: {}\n          migfleet_remote_dir: {}\n          migfleet_agent_env: {{NVML_SIM_STATE: {}}}\n",
+            h.tag,
+            h.address,
+            h.port,
+            h.remote_dir().display(),
+            state.display()
+        ));
+    }
+    let path = dir.join("inventory.yml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    shown: String,
+}
+
+fn migfleet(args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_migfleet"))
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        shown: format!(
+            "$ migfleet {}\n--- stdout\n{stdout}--- stderr\n{stderr}",
+            args.join(" ")
+        ),
+        stdout,
+    }
+}
+
+/// The `host_done` events of a `--output json` run, by host.
+fn done(r: &Run) -> std::collections::BTreeMap<String, Value> {
+    r.stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["event"] == "host_done")
+        .map(|v| {
+            (
+                v["host"].as_str().unwrap_or_default().to_string(),
+                v["outcome"].clone(),
+            )
+        })
+        .collect()
+}
+
+fn summary(r: &Run) -> Value {
+    r.stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["event"] == "summary")
+        .unwrap_or_else(|| panic!("no summary:\n{}", r.shown))
+}
+
+#[test]
+fn facts_over_twenty_hosts_and_a_second_run_uploads_nothing() {
+    let fleet = TestFleet::start(20);
+    let hosts: Vec<&TestHost> = fleet.hosts.iter().collect();
+    let inv = inventory(fleet.dir(), &hosts, "H100-80GB");
+    let kh = fleet.known_hosts_all();
+    let (inv, kh) = (inv.to_str().unwrap(), kh.to_str().unwrap());
+
+    let r = migfleet(&["facts", "-i", inv, "--known-hosts", kh, "--output", "json"]);
+    assert_eq!(r.code, 0, "{}", r.shown);
+    let d = done(&r);
+    assert_eq!(d.len(), 20, "{}", r.shown);
+    for (host, o) in &d {
+        assert_eq!(o["status"], "ok", "{host}: {o}");
+        let gpus = o["data"]["gpus"].as_array().unwrap();
+        assert_eq!(gpus.len(), 2, "{host}");
+        assert_eq!(gpus[0]["model"], "H100-80GB");
+    }
+    assert_eq!(summary(&r)["exit_code"], 0);
+
+    // facts uploaded the agent everywhere; ping now finds it, by hash, and uploads nothing.
+    let r = migfleet(&["ping", "-i", inv, "--known-hosts", kh, "--output", "json"]);
+    assert_eq!(r.code, 0, "{}", r.shown);
+    for (host, o) in done(&r) {
+        assert_eq!(o["data"]["uploaded"], false, "{host} uploaded again");
+    }
+    let agents: Vec<_> = std::fs::read_dir(fleet.hosts[0].remote_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("migfleet-agent-")
+        })
+        .collect();
+    assert_eq!(agents.len(), 1, "one cached agent per host");
+}
+
+#[test]
+fn unknown_and_changed_host_keys_are_refused() {
+    let fleet = TestFleet::start(2);
+    let hosts: Vec<&TestHost> = fleet.hosts.iter().collect();
+    let inv = inventory(fleet.dir(), &hosts, "A100-40GB");
+    let inv = inv.to_str().unwrap();
+
+    // Only h0 is known: h1 is refused (unreachable), h0 works, exit code 4.
+    let kh = fleet.known_hosts_for(&[0]);
+    let r = migfleet(&[
+        "ping",
+        "-i",
+        inv,
+        "--known-hosts",
+        kh.to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
+    assert_eq!(r.code, 4, "{}", r.shown);
+    let d = done(&r);
+    assert_eq!(d["h0"]["status"], "ok", "{}", r.shown);
+    assert_eq!(d["h1"]["status"], "unreachable");
+    assert!(
+        d["h1"]["message"].as_str().unwrap().contains("SHA256:"),
+        "{}",
+        r.shown
+    );
+
+    // A changed key is refused with the file and line of the old one.
+    let kh = fleet.known_hosts_all();
+    let mut fleet = fleet;
+    fleet.hosts[1].restart_with_new_key();
+    let r = migfleet(&[
+        "ping",
+        "-i",
+        inv,
+        "--known-hosts",
+        kh.to_str().unwrap(),
+        "--accept-new-host-keys",
+    ]);
+    assert_eq!(r.code, 4, "{}", r.shown);
+    assert!(
+        r.stdout
+            .contains("h1                         : ok=0    changed=0    unreachable=1"),
+        "{}",
+        r.shown
+    );
+    let line = format!("{}:2", kh.display());
+    assert!(
+        r.shown.contains(&line),
+        "old key's file:line missing:\n{}",
+        r.shown
+    );
+}
+
+#[test]
+fn accept_new_records_keys_and_the_next_run_verifies_them() {
+    let fleet = TestFleet::start(3);
+    let hosts: Vec<&TestHost> = fleet.hosts.iter().collect();
+    let inv = inventory(fleet.dir(), &hosts, "H200-141GB");
+    let kh = fleet.dir().join("fresh_known_hosts");
+    let (inv, khs) = (inv.to_str().unwrap(), kh.to_str().unwrap());
+    let r = migfleet(&[
+        "ping",
+        "-i",
+        inv,
+        "--known-hosts",
+        khs,
+        "--accept-new-host-keys",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.shown);
+    let text = std::fs::read_to_string(&kh).unwrap();
+    assert_eq!(text.lines().count(), 3, "{text}");
+    let r = migfleet(&["ping", "-i", inv, "--known-hosts", khs]);
+    assert_eq!(r.code, 0, "{}", r.shown);
+}
+
+#[test]
+fn a_dead_host_is_unreachable_while_the_others_succeed_and_limit_selects() {
+    let mut fleet = TestFleet::start(4);
+    let hosts: Vec<&TestHost> = fleet.hosts.iter().collect();
+    let inv = inventory(fleet.dir(), &hosts, "A30-24GB");
+    let kh = fleet.known_hosts_all();
+    fleet.hosts[2].stop();
+    let (inv, kh) = (inv.to_str().unwrap(), kh.to_str().unwrap());
+    let r = migfleet(&["facts", "-i", inv, "--known-hosts", kh, "-T", "3"]);
+    assert_eq!(r.code, 4, "{}", r.shown);
+    for (h, unreachable) in [("h0", 0), ("h1", 0), ("h2", 1), ("h3", 0)] {
+        let ok = 1 - unreachable;
+        let want =
+            format!("{h:<26} : ok={ok:<4} changed=0    unreachable={unreachable:<4} failed=0");
+        assert!(r.stdout.contains(&want), "missing `{want}`:\n{}", r.shown);
+    }
+
+    let r = migfleet(&[
+        "ping",
+        "-i",
+        inv,
+        "--known-hosts",
+        kh,
+        "--limit",
+        "gpus:!h2:!h3",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.shown);
+    assert_eq!(
+        done(&r).keys().cloned().collect::<Vec<_>>(),
+        vec!["h0", "h1"]
+    );
+    let r = migfleet(&["ping", "-i", inv, "--known-hosts", kh, "--limit", "nosuch*"]);
+    assert_eq!(r.code, 5, "{}", r.shown);
+    assert!(r.shown.contains("nosuch*"), "{}", r.shown);
+}
+
+#[test]
+fn a_host_whose_arch_has_no_agent_build_fails_naming_it() {
+    let host = TestHost::start("noarch");
+    let inv = inventory(host.dir(), &[&host], "H100-80GB");
+    let kh = write_known_hosts(&host.dir().join("kh"), [&host].into_iter());
+    // An agent directory with only an aarch64 build: this x86_64 host has none.
+    let agents = host.dir().join("agents");
+    std::fs::create_dir_all(&agents).unwrap();
+    std::fs::write(
+        agents.join("migfleet-agent-aarch64-linux-gnu"),
+        b"not really",
+    )
+    .unwrap();
+    let r = migfleet(&[
+        "ping",
+        "-i",
+        inv.to_str().unwrap(),
+        "--known-hosts",
+        kh.to_str().unwrap(),
+        "--agent-dir",
+        agents.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 2, "{}", r.shown);
+    assert!(
+        r.shown.contains("aarch64") && r.shown.contains(std::env::consts::ARCH),
+        "{}",
+        r.shown
+    );
+}
