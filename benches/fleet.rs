@@ -4,11 +4,14 @@
 //! not installed). Wall time and the controller-side CPU (children's user+system time).
 //! Prints Markdown for `docs/benchmarks.md`. Run with `cargo bench --bench fleet`.
 
+// A benchmark harness, like a test: a failed setup step should stop it loudly.
+#![allow(clippy::unwrap_used)]
+
 #[allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::testhost::{TestFleet, client_key};
@@ -22,7 +25,10 @@ fn children_cpu() -> f64 {
     let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let f: Vec<&str> = after.split_whitespace().collect();
     // Fields after the command name start at field 3; cutime and cstime are fields 16, 17.
-    let ticks: f64 = [13, 14].iter().filter_map(|i| f.get(*i)?.parse::<f64>().ok()).sum();
+    let ticks: f64 = [13, 14]
+        .iter()
+        .filter_map(|i| f.get(*i)?.parse::<f64>().ok())
+        .sum();
     ticks / 100.0
 }
 
@@ -39,9 +45,20 @@ fn median(mut v: Vec<(Duration, f64)>) -> (Duration, f64) {
 }
 
 fn main() {
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_migfleet")).parent().unwrap().to_path_buf();
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_migfleet"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
     let mut build = Command::new(env!("CARGO"));
-    build.args(["build", "-q", "--release", "-p", "migfleet-agent", "-p", "migfleet-nvml-sim"]);
+    build.args([
+        "build",
+        "-q",
+        "--release",
+        "-p",
+        "migfleet-agent",
+        "-p",
+        "migfleet-nvml-sim",
+    ]);
     assert!(build.status().unwrap().success());
 
     let fleet = TestFleet::start(HOSTS);
@@ -85,7 +102,11 @@ fn main() {
             .stderr(Stdio::piped())
             .output()
             .unwrap();
-        assert!(out.status.success() || quiet, "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success() || quiet,
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     // The first run uploads the agent to every host; measured runs find it cached.
     facts(false);
@@ -97,7 +118,13 @@ fn main() {
             .iter()
             .map(|h| {
                 Command::new("ssh")
-                    .args(["-q", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
+                    .args([
+                        "-q",
+                        "-o",
+                        "BatchMode=yes",
+                        "-o",
+                        "StrictHostKeyChecking=yes",
+                    ])
                     .arg("-o")
                     .arg(format!("UserKnownHostsFile={}", kh.display()))
                     .arg("-i")
@@ -116,7 +143,11 @@ fn main() {
     };
     let ssh = median((0..RUNS).map(|_| measure(ssh_all)).collect());
 
-    let ansible_ok = Command::new("ansible").arg("--version").stdout(Stdio::null()).status().is_ok_and(|s| s.success());
+    let ansible_ok = Command::new("ansible")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
     let ansible = ansible_ok.then(|| {
         let run = || {
             let out = Command::new("ansible")
@@ -124,7 +155,10 @@ fn main() {
                 .arg(&inv)
                 .args(["-m", "command", "-a", "true", "-f", "50"])
                 .env("ANSIBLE_HOST_KEY_CHECKING", "True")
-                .env("ANSIBLE_SSH_ARGS", format!("-o UserKnownHostsFile={} -o ControlMaster=no", kh.display()))
+                .env(
+                    "ANSIBLE_SSH_ARGS",
+                    format!("-o UserKnownHostsFile={} -o ControlMaster=no", kh.display()),
+                )
                 .env("ANSIBLE_LOCAL_TEMP", fleet.dir().join("ansible-tmp"))
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -139,11 +173,24 @@ fn main() {
     println!("### Fan-out over {HOSTS} sshd hosts on loopback (median of {RUNS})\n");
     println!("| | wall | controller CPU | wall vs ssh |");
     println!("|---|---|---|---|");
-    println!("| `migfleet facts` (8 simulated GPUs per host, agent cached) | {:.2} s | {:.2} s | {:.2}× |", s(ours.0), ours.1, s(ours.0) / s(ssh.0));
-    println!("| (a) {HOSTS} parallel `ssh host true` | {:.2} s | {:.2} s | 1.00× |", s(ssh.0), ssh.1);
+    println!(
+        "| `migfleet facts` (8 simulated GPUs per host, agent cached) | {:.2} s | {:.2} s | {:.2}× |",
+        s(ours.0),
+        ours.1,
+        s(ours.0) / s(ssh.0)
+    );
+    println!(
+        "| (a) {HOSTS} parallel `ssh host true` | {:.2} s | {:.2} s | 1.00× |",
+        s(ssh.0),
+        ssh.1
+    );
     match ansible {
-        Some(a) => println!("| (b) `ansible all -m command -a true -f 50` | {:.2} s | {:.2} s | {:.2}× |", s(a.0), a.1, s(a.0) / s(ssh.0)),
+        Some(a) => println!(
+            "| (b) `ansible all -m command -a true -f 50` | {:.2} s | {:.2} s | {:.2}× |",
+            s(a.0),
+            a.1,
+            s(a.0) / s(ssh.0)
+        ),
         None => println!("| (b) ansible | not installed (`pip install ansible-core`) | | |"),
     }
-    let _ = Path::new("");
 }
