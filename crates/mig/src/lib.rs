@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod geometry;
 pub mod layout;
 pub mod notation;
+pub mod pack;
 pub mod plan;
 pub mod spec;
 

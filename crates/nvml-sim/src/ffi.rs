@@ -27,7 +27,7 @@ use crate::codes::{
 };
 use crate::hardware::{CI_PROFILE_INDEX_COUNT, GI_PROFILE_INDEX_COUNT, GiProfile};
 use crate::sim::MigDevice;
-use crate::state::{Gpu, GpuInstance, STATE_ENV, State, Store};
+use crate::state::{Gpu, GpuInstance, INIT_ENV, STATE_ENV, State, Store};
 
 /// Driver version the simulator reports.
 pub const DRIVER_VERSION: &str = "550.54.15-sim";
@@ -352,6 +352,25 @@ fn init_impl(name: &'static str, args: Value) -> nvmlReturn_t {
             return LIBRARY_NOT_FOUND;
         };
         let store = Store::new(path);
+        if let Some(spec) = std::env::var_os(INIT_ENV) {
+            if !store.path().exists() {
+                if let Some(dir) = store.path().parent() {
+                    let _ = std::fs::create_dir_all(dir);
+                }
+                let made = crate::sim::parse_init_spec(&spec.to_string_lossy())
+                    .and_then(|spec| crate::sim::new_state(&spec));
+                match made {
+                    // Another process may have created it meanwhile: then it exists, fine.
+                    Ok(st) => {
+                        let _ = store.create(&st, false);
+                    }
+                    Err(e) => {
+                        eprintln!("nvml-sim: {INIT_ENV}: {e}");
+                        return LIBRARY_NOT_FOUND;
+                    }
+                }
+            }
+        }
         let state = match store.load() {
             Ok(s) => s,
             Err(e) => {

@@ -15,6 +15,21 @@ const BUS_NUMBERS: [u32; 8] = [0x07, 0x0F, 0x47, 0x4E, 0x87, 0x90, 0xB7, 0xBD];
 /// Most GPUs a state may hold (handles encode the index in 8 bits).
 pub const MAX_GPUS: usize = 64;
 
+/// Parses `MODEL:COUNT[,MODEL:COUNT...]` (see `state::INIT_ENV`).
+pub fn parse_init_spec(text: &str) -> Result<Vec<(&'static Model, u32)>, String> {
+    text.split(',')
+        .filter(|part| !part.trim().is_empty())
+        .map(|part| {
+            let (m, n) = part.trim().split_once(':').unwrap_or((part.trim(), "1"));
+            let model = Model::by_key(m).ok_or_else(|| format!("unknown model {m:?}"))?;
+            let count = n
+                .parse::<u32>()
+                .map_err(|_| format!("bad GPU count {n:?} for {m}"))?;
+            Ok((model, count))
+        })
+        .collect()
+}
+
 /// Builds a fresh host with `count` GPUs of each model, in order.
 pub fn new_state(spec: &[(&'static Model, u32)]) -> Result<State, String> {
     let total: u64 = spec.iter().map(|(_, n)| u64::from(*n)).sum();

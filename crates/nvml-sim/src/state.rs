@@ -13,6 +13,11 @@ use crate::codes::Code;
 /// Environment variable that names the state file for the library.
 pub const STATE_ENV: &str = "NVML_SIM_STATE";
 
+/// Names the GPUs to create when the state file does not exist yet, as
+/// `MODEL:COUNT[,MODEL:COUNT...]` (e.g. `H100-80GB:4,A30-24GB:1`), so an inventory alone
+/// can describe a simulated host without a separate `nvml-sim init`.
+pub const INIT_ENV: &str = "NVML_SIM_INIT";
+
 /// Schema version written into new state files.
 pub const STATE_VERSION: u32 = 1;
 
