@@ -352,22 +352,22 @@ fn init_impl(name: &'static str, args: Value) -> nvmlReturn_t {
             return LIBRARY_NOT_FOUND;
         };
         let store = Store::new(path);
-        if let Some(spec) = std::env::var_os(INIT_ENV) {
-            if !store.path().exists() {
-                if let Some(dir) = store.path().parent() {
-                    let _ = std::fs::create_dir_all(dir);
+        if let Some(spec) = std::env::var_os(INIT_ENV)
+            && !store.path().exists()
+        {
+            if let Some(dir) = store.path().parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            let made = crate::sim::parse_init_spec(&spec.to_string_lossy())
+                .and_then(|spec| crate::sim::new_state(&spec));
+            match made {
+                // Another process may have created it meanwhile: then it exists, fine.
+                Ok(st) => {
+                    let _ = store.create(&st, false);
                 }
-                let made = crate::sim::parse_init_spec(&spec.to_string_lossy())
-                    .and_then(|spec| crate::sim::new_state(&spec));
-                match made {
-                    // Another process may have created it meanwhile: then it exists, fine.
-                    Ok(st) => {
-                        let _ = store.create(&st, false);
-                    }
-                    Err(e) => {
-                        eprintln!("nvml-sim: {INIT_ENV}: {e}");
-                        return LIBRARY_NOT_FOUND;
-                    }
+                Err(e) => {
+                    eprintln!("nvml-sim: {INIT_ENV}: {e}");
+                    return LIBRARY_NOT_FOUND;
                 }
             }
         }
