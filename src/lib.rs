@@ -6,5 +6,6 @@ pub mod cli;
 pub mod error;
 pub mod fleet;
 pub mod inventory;
+pub mod playbook;
 pub mod report;
 pub mod transport;

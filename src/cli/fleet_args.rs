@@ -49,6 +49,8 @@ pub struct FleetArgs {
 pub struct Targets {
     pub hosts: Vec<String>,
     pub connections: std::collections::HashMap<String, Connection>,
+    /// Each host's merged inventory variables.
+    pub vars: std::collections::HashMap<String, serde_json::Map<String, serde_json::Value>>,
 }
 
 impl FleetArgs {
@@ -69,12 +71,18 @@ impl FleetArgs {
             }
         }
         let mut connections = std::collections::HashMap::new();
+        let mut vars = std::collections::HashMap::new();
         for h in &hosts {
-            let c = Connection::from_vars(h, &inv.host_vars(h))
-                .map_err(|e| Failure::parse(e.to_string()))?;
+            let hv = inv.host_vars(h);
+            let c = Connection::from_vars(h, &hv).map_err(|e| Failure::parse(e.to_string()))?;
             connections.insert(h.clone(), c);
+            vars.insert(h.clone(), hv);
         }
-        Ok(Targets { hosts, connections })
+        Ok(Targets {
+            hosts,
+            connections,
+            vars,
+        })
     }
 
     pub fn context(&self) -> Result<Context, Failure> {
@@ -128,23 +136,70 @@ where
         + 'static,
     F: std::future::Future<Output = crate::fleet::Outcome> + Send + 'static,
 {
-    use crate::fleet::{Event, FleetOptions, Outcome, session};
-    use crate::report::{monitor, recap};
-
     let targets = args.targets("all")?;
-    let ctx = Arc::new(args.context()?);
-    let rt = runtime()?;
-    let opts = FleetOptions {
+    let opts = crate::fleet::FleetOptions {
         forks: args.forks,
-        ..FleetOptions::default()
+        ..crate::fleet::FleetOptions::default()
     };
+    let rt = runtime()?;
+    let outcomes = run_targets(args, &rt, targets, opts, output, move |s, _, _, events| {
+        work(s, events)
+    })?;
+    finish_run(outcomes, output)
+}
+
+/// Computes the recap's exit code and, for `--output json`, writes the summary line.
+pub fn finish_run(
+    outcomes: Vec<(String, crate::fleet::Outcome)>,
+    output: crate::report::Output,
+) -> Result<(Vec<(String, crate::fleet::Outcome)>, u8), Failure> {
+    use crate::report::recap;
+    let stats = recap::from_outcomes(&outcomes);
+    let code = recap::exit_code(&stats);
+    if output == crate::report::Output::Json {
+        crate::report::print_json_line(
+            &serde_json::json!({"event": "summary", "stats": stats, "exit_code": code}),
+        )?;
+    }
+    Ok((outcomes, code))
+}
+
+/// The fan-out behind every fleet command: opens each host's session and hands it, with
+/// the host's connection settings and variables, to `work`.
+pub fn run_targets<W, F>(
+    args: &FleetArgs,
+    rt: &tokio::runtime::Runtime,
+    targets: Targets,
+    opts: crate::fleet::FleetOptions,
+    output: crate::report::Output,
+    work: W,
+) -> Result<Vec<(String, crate::fleet::Outcome)>, Failure>
+where
+    W: Fn(
+            crate::fleet::session::Session,
+            Connection,
+            serde_json::Map<String, serde_json::Value>,
+            tokio::sync::mpsc::UnboundedSender<crate::fleet::Event>,
+        ) -> F
+        + Send
+        + Sync
+        + 'static,
+    F: std::future::Future<Output = crate::fleet::Outcome> + Send + 'static,
+{
+    use crate::fleet::{Event, Outcome, session};
+    use crate::report::monitor;
+
+    let ctx = Arc::new(args.context()?);
     let connections = Arc::new(targets.connections);
+    let vars = Arc::new(targets.vars);
     let work = Arc::new(work);
-    let outcomes = rt.block_on(async move {
+    let hosts = targets.hosts;
+    Ok(rt.block_on(async move {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
         let watcher = tokio::spawn(monitor::watch(monitor::Mode::choose(output), rx));
-        let outcomes = crate::fleet::run(targets.hosts, &opts, tx, move |host, events| {
-            let (ctx, connections, work) = (ctx.clone(), connections.clone(), work.clone());
+        let outcomes = crate::fleet::run(hosts, &opts, tx, move |host, events| {
+            let (ctx, connections, vars, work) =
+                (ctx.clone(), connections.clone(), vars.clone(), work.clone());
             async move {
                 let Some(conn) = connections.get(&host) else {
                     return Outcome::failed("no connection settings");
@@ -158,7 +213,15 @@ where
                     });
                 };
                 match session::open(conn, &ctx, &progress).await {
-                    Ok(s) => work(s, events).await,
+                    Ok(s) => {
+                        work(
+                            s,
+                            conn.clone(),
+                            vars.get(&host).cloned().unwrap_or_default(),
+                            events,
+                        )
+                        .await
+                    }
                     Err(e) if e.unreachable => Outcome::unreachable(e.message),
                     Err(e) => Outcome::failed(e.message),
                 }
@@ -167,13 +230,5 @@ where
         .await;
         let _ = watcher.await;
         outcomes
-    });
-    let stats = recap::from_outcomes(&outcomes);
-    let code = recap::exit_code(&stats);
-    if output == crate::report::Output::Json {
-        crate::report::print_json_line(
-            &serde_json::json!({"event": "summary", "stats": stats, "exit_code": code}),
-        )?;
-    }
-    Ok((outcomes, code))
+    }))
 }

@@ -6,6 +6,7 @@ pub mod fleet_args;
 pub mod inventory;
 pub mod mig;
 pub mod ping;
+pub mod run;
 
 use crate::error::Failure;
 use crate::report::Output;
@@ -31,6 +32,8 @@ pub enum Command {
     /// Explore MIG geometry offline: models, profiles, layouts, config checks and plans.
     #[command(subcommand)]
     Mig(mig::MigCommand),
+    /// Run a Lua playbook: partition GPUs across the hosts its plays name.
+    Run(run::Args),
     /// Show the inventory as Ansible reads it: `--list`, `--graph`, `--list-hosts`.
     Inventory(inventory::Args),
     /// Connect to each host and start its agent (uploading it once per version).
@@ -43,6 +46,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Mig(cmd) => mig::exec(cmd, cli.output),
+        Command::Run(a) => run::exec(a, cli.output),
         Command::Inventory(a) => inventory::exec(a),
         Command::Ping(a) => ping::exec(a, cli.output),
         Command::Facts(a) => facts::exec(a, cli.output),

@@ -69,6 +69,11 @@ pub enum Event {
         host: String,
         message: String,
     },
+    /// Finer progress (one NVML call): shown on bars and in JSON, not as plain lines.
+    HostDetail {
+        host: String,
+        message: String,
+    },
     HostDone {
         host: String,
         outcome: Outcome,

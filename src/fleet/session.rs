@@ -27,6 +27,16 @@ pub struct Session {
     _transport: Box<dyn Transport>,
 }
 
+impl Session {
+    /// Runs a command on the host over the session's connection.
+    pub async fn exec(
+        &mut self,
+        cmd: &RemoteCommand,
+    ) -> Result<crate::transport::Output, TransportError> {
+        self._transport.exec(cmd, None).await
+    }
+}
+
 /// Why a session could not start: `unreachable` for connection-level failures, as
 /// Ansible counts them.
 #[derive(Debug)]

@@ -55,6 +55,7 @@ fn plain(e: &Event) {
         Event::Batch { index, hosts } => format!("batch {}: {}", index + 1, hosts.join(", ")),
         Event::HostStart { .. } => return,
         Event::HostProgress { host, message } => format!("{host}: {message}"),
+        Event::HostDetail { .. } => return,
         Event::HostDone { host, outcome } => {
             format!("{}: [{host}] {}", word(outcome.status), outcome.message)
         }
@@ -124,7 +125,7 @@ impl Bars {
                 bar.enable_steady_tick(Duration::from_millis(120));
                 self.hosts.insert(host.clone(), bar);
             }
-            Event::HostProgress { host, message } => {
+            Event::HostProgress { host, message } | Event::HostDetail { host, message } => {
                 if let Some(b) = self.hosts.get(host) {
                     b.set_message(message.clone());
                 }

@@ -6,7 +6,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// Ansible's seven counters for one host.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct HostStats {
     pub ok: u32,
     pub changed: u32,
@@ -18,6 +18,17 @@ pub struct HostStats {
 }
 
 impl HostStats {
+    /// Adds another set of counters (a later play's) to these.
+    pub fn merge(&mut self, o: &HostStats) {
+        self.ok += o.ok;
+        self.changed += o.changed;
+        self.unreachable += o.unreachable;
+        self.failed += o.failed;
+        self.skipped += o.skipped;
+        self.rescued += o.rescued;
+        self.ignored += o.ignored;
+    }
+
     /// Counts one task result. A changed task also counts as ok, as in Ansible.
     pub fn add(&mut self, status: Status) {
         match status {
@@ -36,11 +47,21 @@ impl HostStats {
 /// Per-host stats, sorted by host name as Ansible prints them.
 pub type Stats = BTreeMap<String, HostStats>;
 
-/// Stats for single-task commands (ping, facts): one result per host.
+/// Stats from host outcomes: a play's outcome carries its per-task counters in
+/// `data.stats`; single-task commands (ping, facts) count one result per host.
 pub fn from_outcomes(outcomes: &[(String, Outcome)]) -> Stats {
     let mut stats = Stats::new();
     for (host, o) in outcomes {
-        stats.entry(host.clone()).or_default().add(o.status);
+        let entry = stats.entry(host.clone()).or_default();
+        match o
+            .data
+            .as_ref()
+            .and_then(|d| d.get("stats"))
+            .and_then(|s| serde_json::from_value::<HostStats>(s.clone()).ok())
+        {
+            Some(s) => entry.merge(&s),
+            None => entry.add(o.status),
+        }
     }
     stats
 }

@@ -25,6 +25,10 @@ pub const DEFAULT_NVML_LIB: &str = "libnvidia-ml.so.1";
 /// `/proc/sys/kernel/random/boot_id`); the simulator points it at its own.
 pub const ENV_BOOT_ID_FILE: &str = "MIGFLEET_BOOT_ID_FILE";
 
+/// Environment variable with the `systemctl` command the agent uses for drain/restore when
+/// a request names none (whitespace-separated argv).
+pub const ENV_SYSTEMCTL: &str = "MIGFLEET_SYSTEMCTL";
+
 /// Environment variable naming the directory where the agent remembers what `drain`
 /// stopped, so that `restore` in a later agent process can restart it.
 pub const ENV_STATE_DIR: &str = "MIGFLEET_STATE_DIR";

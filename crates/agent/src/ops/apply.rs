@@ -35,7 +35,9 @@ fn one(
     let Some(mode) = nvml::mig_mode(&dev, g.index)? else {
         return Err(AgentError::invalid("this GPU cannot do MIG"));
     };
-    if !mode.current {
+    // A dry run plans from the empty GPU that enabling MIG gives, so `--check` can show a
+    // whole rollout before any mode changes.
+    if !mode.current && !dry_run {
         return Err(AgentError::invalid(format!(
             "MIG mode is off (pending: {}); enable it first",
             if mode.pending { "on" } else { "off" }

@@ -16,8 +16,20 @@ fn state_dir() -> PathBuf {
         .map_or_else(|| PathBuf::from("/var/lib/migfleet"), PathBuf::from)
 }
 
+/// The systemctl argv prefix: the request's, else `MIGFLEET_SYSTEMCTL` (whitespace-split;
+/// set through the inventory's `migfleet_agent_env`, e.g. for hosts without systemd),
+/// else `systemctl`.
 fn systemctl(prefix: Option<&[String]>, args: &[&str]) -> Vec<String> {
-    let mut argv = prefix.map_or_else(|| vec!["systemctl".to_string()], <[String]>::to_vec);
+    let from_env = || {
+        std::env::var(migfleet_proto::ENV_SYSTEMCTL)
+            .ok()
+            .map(|v| v.split_whitespace().map(String::from).collect::<Vec<_>>())
+            .filter(|v| !v.is_empty())
+    };
+    let mut argv = prefix
+        .map(<[String]>::to_vec)
+        .or_else(from_env)
+        .unwrap_or_else(|| vec!["systemctl".to_string()]);
     argv.extend(args.iter().map(|s| s.to_string()));
     argv
 }
