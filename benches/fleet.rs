@@ -169,6 +169,33 @@ fn main() {
         median((0..RUNS).map(|_| measure(run)).collect())
     });
 
+    // `migfleet run playbooks/inference.lua` on the same hosts: the first run turns MIG on
+    // and creates 7 instances on each of 8 GPUs per host; the second finds nothing to do.
+    let run = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_migfleet"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args([
+                "run",
+                "playbooks/inference.lua",
+                "--skip-tags",
+                "drain",
+                "-i",
+            ])
+            .arg(&inv)
+            .arg("--known-hosts")
+            .arg(&kh)
+            .args(["--output", "json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    };
+    let first = measure(run);
+    let second = median((0..RUNS).map(|_| measure(run)).collect());
+
     let s = |d: Duration| d.as_secs_f64();
     println!("### Fan-out over {HOSTS} sshd hosts on loopback (median of {RUNS})\n");
     println!("| | wall | controller CPU | wall vs ssh |");
@@ -183,6 +210,18 @@ fn main() {
         "| (a) {HOSTS} parallel `ssh host true` | {:.2} s | {:.2} s | 1.00× |",
         s(ssh.0),
         ssh.1
+    );
+    println!(
+        "| `migfleet run playbooks/inference.lua`, first run (MIG on, 7 instances x 8 GPUs x {HOSTS} hosts) | {:.2} s | {:.2} s | {:.2}× |",
+        s(first.0),
+        first.1,
+        s(first.0) / s(ssh.0)
+    );
+    println!(
+        "| `migfleet run playbooks/inference.lua`, second run (no change) | {:.2} s | {:.2} s | {:.2}× |",
+        s(second.0),
+        second.1,
+        s(second.0) / s(ssh.0)
     );
     match ansible {
         Some(a) => println!(
