@@ -11,7 +11,6 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::testhost::{TestFleet, client_key};
@@ -45,21 +44,7 @@ fn median(mut v: Vec<(Duration, f64)>) -> (Duration, f64) {
 }
 
 fn main() {
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_migfleet"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let mut build = Command::new(env!("CARGO"));
-    build.args([
-        "build",
-        "-q",
-        "--release",
-        "-p",
-        "migfleet-agent",
-        "-p",
-        "migfleet-nvml-sim",
-    ]);
-    assert!(build.status().unwrap().success());
+    let bin = support::built_bins().clone();
 
     let fleet = TestFleet::start(HOSTS);
     let kh = fleet.known_hosts_all();

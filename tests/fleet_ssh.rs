@@ -8,48 +8,11 @@ mod support;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use support::testhost::{TestFleet, TestHost, client_key, write_known_hosts};
-
-/// `target/<profile>`, where cargo put the binaries.
-fn profile_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_migfleet"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// The agent and the simulator are other packages: build them once for these tests.
-fn built() -> &'static PathBuf {
-    static CELL: OnceLock<PathBuf> = OnceLock::new();
-    CELL.get_or_init(|| {
-        let dir = profile_dir();
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args([
-            "build",
-            "-q",
-            "-p",
-            "migfleet-agent",
-            "-p",
-            "migfleet-nvml-sim",
-        ]);
-        if dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        assert!(
-            cmd.status().unwrap().success(),
-            "building the agent and simulator failed"
-        );
-        for f in ["migfleet-agent", "nvml-sim", "libnvidia_ml_sim.so"] {
-            assert!(dir.join(f).exists(), "{f} missing in {}", dir.display());
-        }
-        dir
-    })
-}
 
 /// Gives each host simulated GPUs and writes an inventory for the hosts.
 fn inventory(dir: &Path, hosts: &[&TestHost], model: &str) -> PathBuf {
-    let bin = built();
+    let bin = support::built_bins();
     let mut yaml = String::from("all:\n  vars:\n    ansible_user: root\n");
     yaml.push_str(&format!(
         "    ansible_ssh_private_key_file: {}\n",

@@ -10,32 +10,7 @@ mod support;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use support::testhost::{TestHost, client_key, write_known_hosts};
-
-fn bin_dir() -> &'static PathBuf {
-    static CELL: OnceLock<PathBuf> = OnceLock::new();
-    CELL.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_BIN_EXE_migfleet"))
-            .parent()
-            .unwrap()
-            .to_path_buf();
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args([
-            "build",
-            "-q",
-            "-p",
-            "migfleet-agent",
-            "-p",
-            "migfleet-nvml-sim",
-        ]);
-        if dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        assert!(cmd.status().unwrap().success());
-        dir
-    })
-}
 
 /// Two sshd hosts (an H100 host and an A100 host, two GPUs each), with a stand-in
 /// systemctl (no systemd in test containers) and the simulator's reset as GPU reset.
@@ -47,7 +22,7 @@ struct Lab {
 
 impl Lab {
     fn new(tag: &str) -> Lab {
-        let bin = bin_dir();
+        let bin = support::built_bins();
         let hosts = vec![
             TestHost::start(&format!("{tag}-h100")),
             TestHost::start(&format!("{tag}-a100")),
