@@ -9,6 +9,7 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use support::testhost::{TestFleet, TestHost, client_key, write_known_hosts};
+use support::{Run, migfleet};
 
 /// Gives each host simulated GPUs and writes an inventory for the hosts.
 fn inventory(dir: &Path, hosts: &[&TestHost], model: &str) -> PathBuf {
@@ -50,29 +51,6 @@ fn inventory(dir: &Path, hosts: &[&TestHost], model: &str) -> PathBuf {
     let path = dir.join("inventory.yml");
     std::fs::write(&path, yaml).unwrap();
     path
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    shown: String,
-}
-
-fn migfleet(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_migfleet"))
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        shown: format!(
-            "$ migfleet {}\n--- stdout\n{stdout}--- stderr\n{stderr}",
-            args.join(" ")
-        ),
-        stdout,
-    }
 }
 
 /// The `host_done` events of a `--output json` run, by host.

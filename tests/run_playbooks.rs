@@ -11,6 +11,7 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use support::testhost::{TestHost, client_key, write_known_hosts};
+use support::{Run, migfleet};
 
 /// Two sshd hosts (an H100 host and an A100 host, two GPUs each), with a stand-in
 /// systemctl (no systemd in test containers) and the simulator's reset as GPU reset.
@@ -81,21 +82,7 @@ impl Lab {
             self.known_hosts.display().to_string(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let out = Command::new(env!("CARGO_BIN_EXE_migfleet"))
-            .args(&args)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            shown: format!(
-                "$ migfleet {}\n--- stdout\n{stdout}--- stderr\n{stderr}",
-                args.join(" ")
-            ),
-            stdout,
-        }
+        migfleet(&args)
     }
 
     fn state(&self, host: usize) -> Value {
@@ -139,22 +126,6 @@ impl Lab {
                 .any(|f| l.contains(f))
             })
             .count()
-    }
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    shown: String,
-}
-
-impl Run {
-    fn recap(&self, host: &str) -> String {
-        self.stdout
-            .lines()
-            .find(|l| l.starts_with(&format!("{host} ")))
-            .unwrap_or_else(|| panic!("no recap line for {host}:\n{}", self.shown))
-            .to_string()
     }
 }
 

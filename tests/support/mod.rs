@@ -37,3 +37,45 @@ pub fn built_bins() -> &'static PathBuf {
         dir
     })
 }
+
+/// One run of the `migfleet` binary: exit code, stdout, and everything (command, stdout,
+/// stderr) for failure messages.
+#[allow(dead_code)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub shown: String,
+}
+
+#[allow(dead_code)]
+impl Run {
+    /// The `PLAY RECAP` line of `host`.
+    pub fn recap(&self, host: &str) -> String {
+        self.stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{host} ")))
+            .unwrap_or_else(|| panic!("no recap line for {host}:\n{}", self.shown))
+            .to_string()
+    }
+}
+
+/// Runs `migfleet ARGS` from the repository root.
+#[allow(dead_code)]
+pub fn migfleet<S: AsRef<str>>(args: &[S]) -> Run {
+    let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
+    let out = Command::new(env!("CARGO_BIN_EXE_migfleet"))
+        .args(&args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the migfleet binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        shown: format!(
+            "$ migfleet {}\n--- stdout\n{stdout}--- stderr\n{stderr}",
+            args.join(" ")
+        ),
+        stdout,
+    }
+}

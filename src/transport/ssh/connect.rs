@@ -241,6 +241,22 @@ pub async fn connect(
     })
 }
 
+/// The signature hash to use with an RSA key: asked of the server once per connection
+/// (`cache`), `None` for other key types.
+async fn rsa_hash_for(
+    handle: &mut client::Handle<ClientHandler>,
+    is_rsa: bool,
+    cache: &mut Option<Option<russh::keys::HashAlg>>,
+) -> Result<Option<russh::keys::HashAlg>, russh::Error> {
+    if !is_rsa {
+        return Ok(None);
+    }
+    if cache.is_none() {
+        *cache = Some(handle.best_supported_rsa_hash().await?.flatten());
+    }
+    Ok(cache.flatten())
+}
+
 async fn authenticate(
     handle: &mut client::Handle<ClientHandler>,
     target: &Target,
@@ -269,20 +285,9 @@ async fn authenticate(
                 continue;
             }
         };
-        let hash = if key.algorithm().is_rsa() {
-            if rsa_hash.is_none() {
-                rsa_hash = Some(
-                    handle
-                        .best_supported_rsa_hash()
-                        .await
-                        .map_err(ssh_err)?
-                        .flatten(),
-                );
-            }
-            rsa_hash.flatten()
-        } else {
-            None
-        };
+        let hash = rsa_hash_for(handle, key.algorithm().is_rsa(), &mut rsa_hash)
+            .await
+            .map_err(ssh_err)?;
         tried.push(path.display().to_string());
         let res = handle
             .authenticate_publickey(
@@ -301,20 +306,9 @@ async fn authenticate(
                 let ids = agent.request_identities().await.unwrap_or_default();
                 for id in ids {
                     let key = id.public_key().into_owned();
-                    let hash = if key.algorithm().is_rsa() {
-                        if rsa_hash.is_none() {
-                            rsa_hash = Some(
-                                handle
-                                    .best_supported_rsa_hash()
-                                    .await
-                                    .map_err(ssh_err)?
-                                    .flatten(),
-                            );
-                        }
-                        rsa_hash.flatten()
-                    } else {
-                        None
-                    };
+                    let hash = rsa_hash_for(handle, key.algorithm().is_rsa(), &mut rsa_hash)
+                        .await
+                        .map_err(ssh_err)?;
                     let label = format!("agent key {}", fingerprint(&key));
                     let res = handle
                         .authenticate_publickey_with(target.user.clone(), key, hash, &mut agent)

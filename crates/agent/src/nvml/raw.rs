@@ -151,17 +151,7 @@ pub fn gpu_instances(
     let mut count: c_uint = 0;
     // SAFETY: `buf` has room for `max` handles, at least the profile's instance count.
     let code = unsafe { f(dev, profile_id, buf.as_mut_ptr(), &mut count) };
-    match code {
-        SUCCESS => {
-            buf.truncate(count as usize);
-            Ok(buf)
-        }
-        NOT_FOUND | NOT_SUPPORTED => Ok(Vec::new()),
-        c => Err(AgentError::nvml(format!(
-            "list GPU instances: {}",
-            describe(c)
-        ))),
-    }
+    listed(code, buf, count, "list GPU instances")
 }
 
 /// `(GI id, profile id, start, size)`.
@@ -223,16 +213,19 @@ pub fn compute_instances(
     let mut count: c_uint = 0;
     // SAFETY: `buf` has room for `max` handles, the CI profile's instance count.
     let code = unsafe { f(gi, profile_id, buf.as_mut_ptr(), &mut count) };
+    listed(code, buf, count, "list compute instances")
+}
+
+/// The answer of a list call: the first `count` handles, none when the driver has none
+/// of that profile (or MIG is off), an error otherwise.
+fn listed<H>(code: nvmlReturn_t, mut buf: Vec<H>, count: c_uint, what: &str) -> Result<Vec<H>> {
     match code {
         SUCCESS => {
             buf.truncate(count as usize);
             Ok(buf)
         }
         NOT_FOUND | NOT_SUPPORTED => Ok(Vec::new()),
-        c => Err(AgentError::nvml(format!(
-            "list compute instances: {}",
-            describe(c)
-        ))),
+        c => Err(AgentError::nvml(format!("{what}: {}", describe(c)))),
     }
 }
 
