@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used)]
 
 #[allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/it/support/mod.rs"]
 mod support;
 
 use std::process::{Command, Stdio};

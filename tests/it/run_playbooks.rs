@@ -3,15 +3,11 @@
 //! changes nothing and calls no NVML create/destroy); `--check` changes nothing; a
 //! failing or escaping policy fails its host only.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
+use crate::support::testhost::{TestHost, client_key, write_known_hosts};
+use crate::support::{Run, migfleet};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use support::testhost::{TestHost, client_key, write_known_hosts};
-use support::{Run, migfleet};
 
 /// Two sshd hosts (an H100 host and an A100 host, two GPUs each), with a stand-in
 /// systemctl (no systemd in test containers) and the simulator's reset as GPU reset.
@@ -23,7 +19,7 @@ struct Lab {
 
 impl Lab {
     fn new(tag: &str) -> Lab {
-        let bin = support::built_bins();
+        let bin = crate::support::built_bins();
         let hosts = vec![
             TestHost::start(&format!("{tag}-h100")),
             TestHost::start(&format!("{tag}-a100")),

@@ -71,11 +71,12 @@ pub fn new_state(name: &str, init: &[&str]) -> PathBuf {
     state
 }
 
-/// Re-runs test `name` of this binary in a child process. `state = None` runs the child
-/// without `NVML_SIM_STATE`.
+/// Re-runs test `name` of the `nvml_abi` module of this binary in a child process.
+/// `state = None` runs the child without `NVML_SIM_STATE`.
 pub fn run_child(name: &str, state: Option<&Path>) {
     let mut cmd = Command::new(std::env::current_exe().expect("current_exe"));
-    cmd.args([name, "--exact", "--nocapture", "--test-threads=1"]);
+    let full = format!("nvml_abi::{name}");
+    cmd.args([full.as_str(), "--exact", "--nocapture", "--test-threads=1"]);
     match state {
         Some(s) => {
             cmd.env(CHILD, s).env("NVML_SIM_STATE", s);

@@ -12,13 +12,13 @@ use migfleet_mig::spec::v1::{Config, NamedConfig, Pos, SpecError, parse};
 use migfleet_mig::spec::{GpuTarget, HostGpu, ResolvedGpu, resolve, select};
 use migfleet_mig::{find_model, model_by_pci};
 
-const FLEET: &str = include_str!("configs/fleet.yaml");
-const SINGLE: &str = include_str!("configs/single.yaml");
-const PROFILE_NOT_ON_MODEL: &str = include_str!("configs/profile-not-on-model.yaml");
-const COUNT_ABOVE_MAX: &str = include_str!("configs/count-above-max.yaml");
-const UNPLACEABLE: &str = include_str!("configs/unplaceable.yaml");
-const NO_MIG_GPU: &str = include_str!("configs/no-mig-gpu.yaml");
-const MALFORMED: &str = include_str!("configs/malformed.yaml");
+const FLEET: &str = include_str!("../configs/fleet.yaml");
+const SINGLE: &str = include_str!("../configs/single.yaml");
+const PROFILE_NOT_ON_MODEL: &str = include_str!("../configs/profile-not-on-model.yaml");
+const COUNT_ABOVE_MAX: &str = include_str!("../configs/count-above-max.yaml");
+const UNPLACEABLE: &str = include_str!("../configs/unplaceable.yaml");
+const NO_MIG_GPU: &str = include_str!("../configs/no-mig-gpu.yaml");
+const MALFORMED: &str = include_str!("../configs/malformed.yaml");
 
 /// PCI device id of a GPU without MIG (a T4); the catalog must not know it.
 const NO_MIG_DEVICE: u16 = 0x1eb8;

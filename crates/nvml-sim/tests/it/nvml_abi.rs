@@ -6,9 +6,7 @@
 // Raw NVML calls through `nvml.lib()` are `unsafe fn`s; every block below says why it is sound.
 #![allow(unsafe_code)]
 
-mod common;
-
-use common::{isolate, open, run_child, sim, sim_ok, state_json};
+use crate::common::{isolate, open, run_child, sim, sim_ok, state_json};
 use nvml_wrapper::Nvml;
 use nvml_wrapper::error::NvmlError;
 use nvml_wrapper_sys::bindings::{
@@ -780,12 +778,12 @@ fn non_mig_gpu_not_supported() {
 
 #[test]
 fn missing_state_is_an_error_not_a_crash() {
-    if std::env::var_os(common::CHILD).is_none() {
+    if std::env::var_os(crate::common::CHILD).is_none() {
         run_child("missing_state_is_an_error_not_a_crash", None);
         return;
     }
     let r = Nvml::builder()
-        .lib_path(common::lib_path().as_os_str())
+        .lib_path(crate::common::lib_path().as_os_str())
         .init();
     assert!(
         matches!(r, Err(NvmlError::LibraryNotFound)),
@@ -804,7 +802,7 @@ fn unreadable_state_is_an_error() {
     };
     std::fs::write(&state, "{not json").unwrap();
     let r = Nvml::builder()
-        .lib_path(common::lib_path().as_os_str())
+        .lib_path(crate::common::lib_path().as_os_str())
         .init();
     assert!(
         matches!(r, Err(NvmlError::LibraryNotFound)),

@@ -1,4 +1,5 @@
 //! Shared helpers for integration tests.
+pub mod lua;
 pub mod testhost;
 
 use std::path::PathBuf;

@@ -1,15 +1,12 @@
 //! Agent push over SSH against a real sshd test host, with a shell-script stand-in agent.
 // Helpers outside #[test] fns unwrap too: a failed setup should fail the test loudly.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::path::Path;
 
+use crate::support::testhost::*;
 use migfleet::transport::push::{AgentBuild, AgentBuilds, start_agent};
 use migfleet::transport::ssh::{SshTransport, connect};
 use migfleet::transport::{RemoteCommand, Transport, TransportError};
-use support::testhost::*;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 /// A stand-in agent: prints its env var, then echoes stdin.

@@ -1,7 +1,6 @@
 //! Conformance: every case under tests/cases/inventory is compared with outputs recorded from ansible-core
 //! (`record.sh`): `--list` JSON, `--graph` text (whole and rooted) and `--list-hosts` for patterns.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
 use migfleet::inventory::{Inventory, InventoryError};
 use std::path::{Path, PathBuf};
 

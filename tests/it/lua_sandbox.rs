@@ -1,11 +1,8 @@
 //! Sandbox escapes and resource exhaustion.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
-
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{eval, eval_json, fresh, second_state_works};
+use crate::support::lua::{eval, eval_json, fresh, second_state_works};
 use migfleet::playbook::sandbox::{self, Limits, new_lua};
 use migfleet::playbook::{ErrorKind, PlaybookError};
 use serde_json::json;

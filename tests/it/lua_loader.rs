@@ -1,12 +1,9 @@
 //! Loading playbooks: data model, policies, validation errors with positions.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
-
-mod common;
 
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Scratch, fresh};
+use crate::support::lua::{Scratch, fresh};
 use migfleet::playbook::{
     Action, Cond, ErrorKind, Play, PlaybookError, Serial, from_lua_value, load_playbook,
     to_lua_value,

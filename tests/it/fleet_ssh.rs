@@ -1,19 +1,15 @@
 //! The fleet commands end to end: the real `migfleet` binary against real sshd test hosts
 //! on 127.0.x.y, each with its own host key, remote directory and simulated GPUs.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
+use crate::support::testhost::{TestFleet, TestHost, client_key, write_known_hosts};
+use crate::support::{Run, migfleet};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use support::testhost::{TestFleet, TestHost, client_key, write_known_hosts};
-use support::{Run, migfleet};
 
 /// Gives each host simulated GPUs and writes an inventory for the hosts.
 fn inventory(dir: &Path, hosts: &[&TestHost], model: &str) -> PathBuf {
-    let bin = support::built_bins();
+    let bin = crate::support::built_bins();
     let mut yaml = String::from("all:\n  vars:\n    ansible_user: root\n");
     yaml.push_str(&format!(
         "    ansible_ssh_private_key_file: {}\n",

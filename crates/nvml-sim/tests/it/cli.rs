@@ -1,9 +1,7 @@
 //! The `nvml-sim` CLI: init, errors as one line with exit 1, reset selectors, and
 //! concurrent mutations from several processes staying consistent under the file lock.
 
-mod common;
-
-use common::{new_state, sim, sim_ok, state_json, test_dir};
+use crate::common::{new_state, sim, sim_ok, state_json, test_dir};
 
 #[test]
 fn init_refuses_overwrite_and_validates() {

@@ -1,14 +1,11 @@
 //! SSH transport against real sshd test hosts: exec, host key verification, accept-new, timeouts, quoting.
 // Helpers outside #[test] fns unwrap too: a failed setup should fail the test loudly.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::time::{Duration, Instant};
 
+use crate::support::testhost::*;
 use migfleet::transport::ssh::{KnownHosts, connect};
 use migfleet::transport::{RemoteCommand, Transport, TransportError, shell_quote};
-use support::testhost::*;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 const HOSTILE: &[&str] = &[

@@ -1,0 +1,22 @@
+//! migfleet's integration tests, one binary so the controller links once. Each module is
+//! one concern; `support` holds what they share (temp dirs, the `migfleet` runner, sshd
+//! test hosts, simulated fleets).
+
+mod support;
+
+/// `migfleet mig ...` end to end.
+mod cli_mig;
+/// `ping`, `facts` and the fan-out against real sshd test hosts.
+mod fleet_ssh;
+/// Inventories compared with ansible-core's recorded output.
+mod inventory_conformance;
+/// Loading playbooks: data model, policies, validation errors with positions.
+mod lua_loader;
+/// Sandbox escapes and resource exhaustion.
+mod lua_sandbox;
+/// `migfleet run` against sshd test hosts with simulated GPUs.
+mod run_playbooks;
+/// Agent push over SSH.
+mod transport_push;
+/// The SSH transport: exec, host keys, timeouts, quoting.
+mod transport_ssh;
