@@ -7,7 +7,6 @@
 // A benchmark harness, like a test: a failed setup step should stop it loudly.
 #![allow(clippy::unwrap_used)]
 
-#[allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 #[path = "../tests/it/support/mod.rs"]
 mod support;
 

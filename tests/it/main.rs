@@ -2,6 +2,8 @@
 //! one concern; `support` holds what they share (temp dirs, the `migfleet` runner, sshd
 //! test hosts, simulated fleets).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and their helpers may panic
+
 mod support;
 
 /// `migfleet mig ...` end to end.
