@@ -39,14 +39,27 @@ impl Failure {
         }
     }
 
+    /// Whoever read our output went away (`migfleet mig layouts ... | head`): stop quietly
+    /// and successfully, as a filter in a pipeline should.
+    pub fn closed_stdout() -> Failure {
+        Failure {
+            message: String::new(),
+            hints: Vec::new(),
+            code: exit_code::OK,
+        }
+    }
+
     pub fn hint(mut self, hint: impl Into<String>) -> Failure {
         self.hints.push(hint.into());
         self
     }
 
-    /// `error: ...` then one `hint: ...` line each.
+    /// `error: ...` then one `hint: ...` line each; nothing for [`Failure::closed_stdout`].
     pub fn render(&self) -> String {
         let mut out = String::new();
+        if self.message.is_empty() && self.hints.is_empty() {
+            return out;
+        }
         let _ = writeln!(out, "error: {}", self.message);
         for h in &self.hints {
             let _ = writeln!(out, "hint: {h}");

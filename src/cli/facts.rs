@@ -25,7 +25,7 @@ pub fn exec(args: Args, output: Output) -> Result<(), Failure> {
         }
     })?;
     if output == Output::Text {
-        print!("{}", table(&outcomes));
+        crate::out!("{}", table(&outcomes))?;
     }
     finish(&outcomes, code, output)
 }

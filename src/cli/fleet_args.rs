@@ -21,8 +21,8 @@ pub struct FleetArgs {
     /// `@retry.txt`).
     #[arg(short = 'l', long, value_name = "PATTERN")]
     pub limit: Option<String>,
-    /// Hosts worked on at once.
-    #[arg(short = 'f', long, default_value_t = DEFAULT_FORKS)]
+    /// Hosts worked on at once (at least 1).
+    #[arg(short = 'f', long, default_value_t = DEFAULT_FORKS, value_parser = parse_forks)]
     pub forks: usize,
     /// known_hosts file to verify host keys against [default: ~/.ssh/known_hosts].
     #[arg(long, value_name = "FILE")]
@@ -43,6 +43,15 @@ pub struct FleetArgs {
     /// Private key to try for every host (after the inventory's own).
     #[arg(long, value_name = "FILE")]
     pub private_key: Option<PathBuf>,
+}
+
+/// `-f N`: a positive number of hosts (0 would run nothing and wait forever).
+fn parse_forks(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// The hosts to work on and their connection settings, in inventory order.

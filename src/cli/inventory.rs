@@ -38,7 +38,7 @@ pub fn exec(args: Args) -> Result<(), Failure> {
         let text = inv
             .graph(Some(root))
             .map_err(|e| Failure::options(e.to_string()))?;
-        print!("{text}");
+        crate::out!("{text}")?;
         return Ok(());
     }
     if let Some(h) = &args.host {
@@ -51,7 +51,7 @@ pub fn exec(args: Args) -> Result<(), Failure> {
         .select(args.limit.as_deref().unwrap_or("all"))
         .map_err(|e| Failure::options(e.to_string()))?;
     for h in hosts {
-        println!("{h}");
+        crate::outln!("{h}")?;
     }
     Ok(())
 }

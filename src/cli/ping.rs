@@ -35,8 +35,8 @@ pub fn exec(args: Args, output: Output) -> Result<(), Failure> {
 /// Prints the recap (text) and turns the exit code into the command's result.
 pub fn finish(outcomes: &[(String, Outcome)], code: u8, output: Output) -> Result<(), Failure> {
     if output == Output::Text {
-        println!();
-        print!("{}", recap::render(&recap::from_outcomes(outcomes)));
+        crate::outln!("")?;
+        crate::out!("{}", recap::render(&recap::from_outcomes(outcomes)))?;
     }
     if code == 0 {
         Ok(())

@@ -244,13 +244,15 @@ pub enum TransportError {
     #[error("{host}: unreachable: {reason}")]
     Unreachable { host: String, reason: String },
     #[error(
-        "{host}: host key {fingerprint} is not known (not in {known_hosts}); add it, or connect with accept-new",
+        "{host}: host key {fingerprint} is not known (not in {known_hosts}); after checking the fingerprint, add this line to that file:\n    {line}\nor run once with --accept-new-host-keys to record the keys of hosts seen for the first time",
         known_hosts = known_hosts.display()
     )]
     HostKeyUnknown {
         host: String,
         fingerprint: String,
         known_hosts: PathBuf,
+        /// The known_hosts line that would record the key.
+        line: String,
     },
     #[error(
         "{host}: HOST KEY CHANGED: the host presented {fingerprint}, which differs from the key recorded at {file}:{line}; refusing to connect (possible man-in-the-middle; remove that line if the change is legitimate)",

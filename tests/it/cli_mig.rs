@@ -1,34 +1,9 @@
 //! `migfleet mig ...` end to end: the real binary, its stdout, stderr and exit codes.
 
+use crate::support::{Run, migfleet};
 use serde_json::Value;
-use std::process::Command;
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-    shown: String,
-}
-
-fn migfleet(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_migfleet"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the migfleet binary runs");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let shown = format!(
-        "$ migfleet {}\n--- stdout\n{stdout}--- stderr\n{stderr}",
-        args.join(" ")
-    );
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout,
-        stderr,
-        shown,
-    }
-}
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 
 fn json(r: &Run) -> Value {
     serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", r.shown))
@@ -316,4 +291,43 @@ fn help_explains_the_layout_notation() {
     assert_eq!(r.code, 0, "{}", r.shown);
     assert!(r.stdout.contains("LAYOUT notation"), "{}", r.shown);
     assert!(r.stdout.contains("--in-use"), "{}", r.shown);
+}
+
+#[test]
+fn usage_errors_exit_5_and_help_exits_0() {
+    for args in [
+        &["bogus"][..],
+        &["mig", "layouts"],
+        &["facts", "-i", "inventory/demo.yml", "-f", "0"],
+    ] {
+        let r = migfleet(args);
+        assert_eq!(r.code, 5, "{}", r.shown);
+    }
+    let r = migfleet(&["facts", "-i", "inventory/demo.yml", "-f", "0"]);
+    assert!(r.stderr.contains("must be at least 1"), "{}", r.shown);
+    for args in [&["--help"][..], &["--version"], &["run", "--help"]] {
+        let r = migfleet(args);
+        assert_eq!(r.code, 0, "{}", r.shown);
+    }
+}
+
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    // `migfleet mig layouts H100-80GB | head -1`: thousands of lines, the reader leaves
+    // after the first.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_migfleet"))
+        .args(["mig", "layouts", "H100-80GB"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("valid placed layouts"), "{first}");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
 }

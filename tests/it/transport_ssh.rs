@@ -112,6 +112,9 @@ async fn unknown_host_key_refused() {
     assert!(msg.contains("unknown"), "{msg}");
     assert!(msg.contains("SHA256:"), "{msg}");
     assert!(msg.contains(&kh.display().to_string()), "{msg}");
+    // The message says how to trust the key: the exact line to add, or the flag.
+    assert!(msg.contains(&host.known_line()), "{msg}");
+    assert!(msg.contains("--accept-new-host-keys"), "{msg}");
     assert!(!kh.exists(), "nothing recorded without accept-new");
 }
 

@@ -101,7 +101,7 @@ pub fn exec(args: Args, output: Output) -> Result<(), Failure> {
             gpus: resolved,
         });
     }
-    println!("{file}: config `{}`", named.name.value);
+    crate::outln!("{file}: config `{}`", named.name.value)?;
     for g in &resolved {
         let model = g.model.unwrap_or("no MIG");
         let what = match &g.target {
@@ -116,7 +116,7 @@ pub fn exec(args: Args, output: Output) -> Result<(), Failure> {
             .entry
             .map(|p| format!("  ({file}:{p})"))
             .unwrap_or_default();
-        println!("  GPU {} ({model}): {what}{at}", g.index);
+        crate::outln!("  GPU {} ({model}): {what}{at}", g.index)?;
     }
     Ok(())
 }

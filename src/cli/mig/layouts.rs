@@ -109,10 +109,10 @@ pub fn exec(args: Args, output: Output) -> Result<(), Failure> {
     } else {
         "all profiles"
     };
-    println!("{} {what} on {} ({profiles}):", lines.len(), model.name);
+    crate::outln!("{} {what} on {} ({profiles}):", lines.len(), model.name)?;
     let width = lines.len().to_string().len();
     for (i, l) in lines.iter().enumerate() {
-        println!("{:>width$}. {l}", i + 1);
+        crate::outln!("{:>width$}. {l}", i + 1)?;
     }
     Ok(())
 }

@@ -50,24 +50,27 @@ pub fn exec(_: Args, output: Output) -> Result<(), Failure> {
     if output == Output::Json {
         return print_json(&rows);
     }
-    println!(
+    crate::outln!(
         "{:<15} {:<10} {:<7} {:<12} PCI IDS (VARIANT)",
-        "MODEL", "GEN", "SLICES", "MIN DRIVER"
-    );
+        "MODEL",
+        "GEN",
+        "SLICES",
+        "MIN DRIVER"
+    )?;
     for r in rows {
         let pci: Vec<String> = r
             .pci
             .iter()
             .map(|p| format!("{} ({})", p.id, p.variant))
             .collect();
-        println!(
+        crate::outln!(
             "{:<15} {:<10} {:<7} {:<12} {}",
             r.name,
             format!("{:?}", r.generation).to_lowercase(),
             format!("{}/{}", r.compute_slices, r.memory_slices),
             r.min_driver,
             pci.join(", ")
-        );
+        )?;
     }
     Ok(())
 }

@@ -94,15 +94,15 @@ pub fn exec(args: Args, output: Output) -> Result<(), Failure> {
             after,
         });
     }
-    println!("{}", model.name);
+    crate::outln!("{}", model.name)?;
     let from_text: Vec<String> = from_view
         .iter()
         .map(|i| format!("{}{}", i.instance, if i.in_use { " (in use)" } else { "" }))
         .collect();
-    println!("  from:  {}", or_none(&from_text));
-    println!("  to:    {}", or_none(&to_view));
+    crate::outln!("  from:  {}", or_none(&from_text))?;
+    crate::outln!("  to:    {}", or_none(&to_view))?;
     let kept: Vec<String> = p.kept.iter().map(|k| format!("GI {k}")).collect();
-    println!(
+    crate::outln!(
         "  plan:  {} operation{}{}",
         p.ops.len(),
         if p.ops.len() == 1 { "" } else { "s" },
@@ -111,11 +111,11 @@ pub fn exec(args: Args, output: Output) -> Result<(), Failure> {
         } else {
             format!(", keeps {}", kept.join(", "))
         }
-    );
+    )?;
     for (i, op) in p.ops.iter().enumerate() {
-        println!("    {:>2}. {op}", i + 1);
+        crate::outln!("    {:>2}. {op}", i + 1)?;
     }
-    println!("  after: {}", or_none(&after));
+    crate::outln!("  after: {}", or_none(&after))?;
     Ok(())
 }
 

@@ -67,14 +67,24 @@ pub fn exec(args: Args, output: Output) -> Result<(), Failure> {
             profiles: rows,
         });
     }
-    println!(
+    crate::outln!(
         "{} ({:?}): {} compute slices, {} memory slices",
-        model.name, model.generation, model.compute_slices, model.memory_slices
-    );
-    println!(
+        model.name,
+        model.generation,
+        model.compute_slices,
+        model.memory_slices
+    )?;
+    crate::outln!(
         "{:<12} {:>4} {:<40} {:>5} {:>10} {:>5} {:>4}  {:<15} COMPUTE INSTANCES",
-        "PROFILE", "ID", "NVML CONSTANT", "C/M", "MEMORY MiB", "SMs", "MAX", "PLACEMENTS"
-    );
+        "PROFILE",
+        "ID",
+        "NVML CONSTANT",
+        "C/M",
+        "MEMORY MiB",
+        "SMs",
+        "MAX",
+        "PLACEMENTS"
+    )?;
     let mut assumed = false;
     for r in &rows {
         let p = r.profile;
@@ -88,7 +98,7 @@ pub fn exec(args: Args, output: Output) -> Result<(), Failure> {
             || !p.sm_count.is_sourced()
             || p.starts_source == Source::Assumed;
         let cis: Vec<String> = r.compute_instances.iter().map(|c| c.name.clone()).collect();
-        println!(
+        crate::outln!(
             "{:<12} {:>4} {:<40} {:>5} {:>10} {:>5} {:>4}  {:<15} {}",
             p.name,
             p.id.display(),
@@ -99,12 +109,12 @@ pub fn exec(args: Args, output: Output) -> Result<(), Failure> {
             p.max_instances,
             starts,
             cis.join(" ")
-        );
+        )?;
     }
     if assumed {
-        println!(
+        crate::outln!(
             "\n`N?` = assumed from a sibling model (not captured on this one); `?` = unknown. The host's NVML table wins at run time."
-        );
+        )?;
     }
     Ok(())
 }

@@ -9,7 +9,7 @@ use russh::keys::{PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
 use russh::{ChannelMsg, client};
 use tokio::io::AsyncWriteExt;
 
-use super::known_hosts::{KnownHosts, Verdict, fingerprint};
+use super::known_hosts::{KnownHosts, Verdict, fingerprint, known_hosts_line};
 use crate::transport::{
     ExitWaiter, Output, RemoteCommand, Stream, Transport, TransportError, check_sudo,
 };
@@ -108,6 +108,8 @@ impl ClientHandler {
             Verdict::Known => Ok(()),
             Verdict::Unknown => Err(TransportError::HostKeyUnknown {
                 host: self.host.clone(),
+                line: known_hosts_line(&self.address, self.port, key)
+                    .unwrap_or_else(|| format!("(cannot encode the {fp} key)")),
                 fingerprint: fp,
                 known_hosts: self.known.path().to_path_buf(),
             }),

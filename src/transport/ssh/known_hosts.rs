@@ -66,6 +66,17 @@ pub fn host_port_name(host: &str, port: u16) -> String {
     }
 }
 
+/// The known_hosts line that records `key` for `host` on `port` (no comment), as
+/// `ssh-keyscan` would print it; `None` when the key cannot be encoded.
+pub fn known_hosts_line(host: &str, port: u16, key: &PublicKey) -> Option<String> {
+    let plain = PublicKey::new(key.key_data().clone(), "");
+    let text = plain.to_openssh().ok()?;
+    Some(format!(
+        "{} {text}",
+        host_port_name(&host.to_ascii_lowercase(), port)
+    ))
+}
+
 /// `SHA256:...` fingerprint of a key, as OpenSSH prints it.
 pub fn fingerprint(key: &PublicKey) -> String {
     key.fingerprint(HashAlg::Sha256).to_string()
@@ -147,14 +158,12 @@ impl KnownHosts {
             self.replace(entries, skipped);
             return Ok(v);
         }
-        let plain = PublicKey::new(key.key_data().clone(), "");
-        let key_text =
-            plain
-                .to_openssh()
-                .map_err(|e| super::super::TransportError::KnownHosts {
-                    path: self.path.clone(),
-                    reason: format!("cannot encode host key: {e}"),
-                })?;
+        let record = known_hosts_line(host, port, key).ok_or_else(|| {
+            super::super::TransportError::KnownHosts {
+                path: self.path.clone(),
+                reason: "cannot encode host key".to_string(),
+            }
+        })?;
         let needs_newline = match std::fs::read(&self.path) {
             Ok(bytes) => !bytes.is_empty() && !bytes.ends_with(b"\n"),
             Err(_) => false,
@@ -163,9 +172,7 @@ impl KnownHosts {
         if needs_newline {
             line.push('\n');
         }
-        line.push_str(&host_port_name(&host.to_ascii_lowercase(), port));
-        line.push(' ');
-        line.push_str(&key_text);
+        line.push_str(&record);
         line.push('\n');
         let path = self.path.clone();
         let io_err = |e: std::io::Error| super::super::TransportError::KnownHosts {

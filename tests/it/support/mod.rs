@@ -46,6 +46,7 @@ pub fn built_bins() -> &'static PathBuf {
 pub struct Run {
     pub code: i32,
     pub stdout: String,
+    pub stderr: String,
     pub shown: String,
 }
 
@@ -79,5 +80,6 @@ pub fn migfleet<S: AsRef<str>>(args: &[S]) -> Run {
             args.join(" ")
         ),
         stdout,
+        stderr,
     }
 }

@@ -573,17 +573,32 @@ impl Decoder {
         match parse_device_filter(text) {
             Some(f) => Some(Spanned::new(f, node.pos)),
             None => {
-                self.err(
-                    node.pos,
-                    format!(
+                let message = match short_device_id(text) {
+                    // A bare PCI device id is the common slip (it is how lspci and
+                    // pci.ids print it); say what it means and what to write instead.
+                    Some(id) => format!(
+                        "device filter `{text}` is a PCI device id alone; mig-parted's filter is the device id followed by the vendor id, so for device 0x{id:04X} from NVIDIA (vendor 0x{NVIDIA:04X}) write `0x{id:04X}{NVIDIA:04X}`",
+                        NVIDIA = crate::catalog::NVIDIA_VENDOR_ID
+                    ),
+                    None => format!(
                         "invalid device filter `{}`, expected {FILTER_SYNTAX}",
                         excerpt(text)
                     ),
-                );
+                };
+                self.err(node.pos, message);
                 None
             }
         }
     }
+}
+
+/// `0xDDDD` (four hex digits, nothing else): a device id written without its vendor id.
+fn short_device_id(s: &str) -> Option<u16> {
+    let hex = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X"))?;
+    if hex.len() != 4 {
+        return None;
+    }
+    u16::from_str_radix(hex, 16).ok()
 }
 
 /// `0x` + exactly 8 hex digits, split into (high 16 bits, low 16 bits).

@@ -284,6 +284,13 @@ fn bad_device_filter() {
         22,
         "invalid device filter `0x20B010`",
     );
+    // A device id alone (how lspci prints it) is explained with the filter to write.
+    single(
+        &entry("device-filter: \"0x2330\"\ndevices: all\nmig-enabled: false"),
+        4,
+        22,
+        "device filter `0x2330` is a PCI device id alone; mig-parted's filter is the device id followed by the vendor id, so for device 0x2330 from NVIDIA (vendor 0x10DE) write `0x233010DE`",
+    );
     single(
         &entry(
             "device-filter: [\"0x20B010DE\", \"0x20B010DE:147E10DE\"]\ndevices: all\nmig-enabled: false",
