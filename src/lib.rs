@@ -1,6 +1,7 @@
-//! The migfleet controller: command line, and (in later layers) inventory, playbooks,
-//! transport, fleet execution and reporting. The MIG domain itself lives in
-//! `migfleet-mig`.
+//! The migfleet controller: the command line (`cli`), Ansible inventories (`inventory`),
+//! SSH and the agent protocol (`transport`), the fan-out over hosts (`fleet`), Lua
+//! playbooks on top of it (`playbook`), and how results look (`report`). The MIG domain
+//! itself lives in `migfleet-mig`, the wire contract in `migfleet-proto`.
 
 pub mod cli;
 pub mod error;

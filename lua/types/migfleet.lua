@@ -7,8 +7,11 @@
 ---@field start? integer        Placement start (memory slice); omitted = migfleet places it.
 ---@field cis? integer[]        Compute-instance sizes inside it; omitted = one spanning the GI.
 
----A layout: profile names ("3g.40gb", "3g.40gb@4") or instance tables. `nil` leaves a GPU as it is.
----@alias migfleet.Layout (string|migfleet.Instance)[]|nil
+---A layout, in the notation of `migfleet mig plan`: one string ("3g.40gb@4, 2x1g.10gb"),
+---a list of such strings ("3g.40gb[2c,1c]", "2x1g.10gb") or instance tables. Without
+---`@start` an instance may sit anywhere: instances that already match are kept. `nil`
+---leaves a GPU as it is; `{}` empties it.
+---@alias migfleet.Layout string|(string|migfleet.Instance)[]|nil
 
 ---@class migfleet.Profile
 ---@field name string
@@ -35,6 +38,7 @@
 ---@field mig_capable boolean
 ---@field mig_enabled boolean    Current MIG mode.
 ---@field mig_pending boolean    Mode after the next reset/reboot.
+---@field busy boolean           Processes run on it (in an instance or on the whole GPU).
 ---@field instances migfleet.GpuInstance[]
 ---@field profiles migfleet.Profile[]  The driver's profile table for this GPU.
 ---@field profile_by_slices table<integer, string>  Plain profile name by compute slices.
@@ -42,8 +46,16 @@
 
 ---@class migfleet.Context
 ---@field host string            Inventory name.
----@field vars table             Host vars merged with play vars and -e extra vars.
+---@field vars table             Host vars merged with play vars and -e extra vars (and `ansible_check_mode`).
+---@field check_mode boolean     `--check`: nothing changes, and `gpus` are as the earlier tasks would have left them.
+---@field driver_version string
 ---@field gpus migfleet.Gpu[]    All GPUs of the host.
+
+---@class migfleet.RunResult
+---@field changed? boolean
+---@field failed? boolean
+---@field skipped? boolean
+---@field msg? string
 
 ---@class migfleet.Task
 ---@field name string
@@ -51,7 +63,7 @@
 ---@field tags? string|string[]
 ---@field retries? integer
 ---@field delay? number          Seconds between retries.
----@field run? fun(host: migfleet.Context): table|nil
+---@field run? fun(host: migfleet.Context): migfleet.RunResult|nil
 
 ---@class migfleet.Play
 ---@field name string
@@ -63,18 +75,26 @@
 
 mig = {}
 
+---What to do when instances in use keep a GPU from changing: "skip_gpu" (default: change
+---the other GPUs, fail the task naming the blocked one) or "fail_host" (change nothing).
+---@alias migfleet.OnBusy "skip_gpu"|"fail_host"
+
 ---Switch MIG mode on the host's MIG-capable GPUs (or `gpus`), resetting exactly the GPUs
----whose change stays pending (Ampere) unless `reset = false`.
----@param args {enabled: boolean, gpus?: integer[], reset?: boolean}
+---whose change stays pending (Ampere) unless `reset = false`. Turning MIG off destroys
+---idle instances first; `timeout` (seconds) bounds the agent call.
+---@param args {enabled: boolean, gpus?: integer[], reset?: boolean, on_busy?: migfleet.OnBusy, timeout?: number}
 function mig.mode(args) end
 
 ---Make each GPU's instances match a layout with the fewest NVML operations, never
 ---destroying an instance in use. Exactly one of `layout`, `policy`, `mig_parted`.
----@param args {layout?: migfleet.Layout|table<string, migfleet.Layout>, policy?: string|fun(gpu: migfleet.Gpu, ctx: migfleet.Context): migfleet.Layout, mig_parted?: {file: string, config?: string}, gpus?: integer[], allow_destroy_in_use?: boolean}
+---`mig_parted` follows mig-parted: `mig-enabled` switches MIG mode (`reset` as in
+---mig.mode) and `mig-devices` are counts.
+---@param args {layout?: migfleet.Layout|table<string, migfleet.Layout>, policy?: string|fun(gpu: migfleet.Gpu, ctx: migfleet.Context): migfleet.Layout, mig_parted?: {file: string, config?: string}, gpus?: integer[], allow_destroy_in_use?: boolean, on_busy?: migfleet.OnBusy, reset?: boolean, timeout?: number}
 function mig.apply(args) end
 
----Fail the host unless its GPUs are as described.
----@param args {enabled?: boolean, layout?: migfleet.Layout|table<string, migfleet.Layout>, policy?: string|function, gpus?: integer[]}
+---Fail the host unless its GPUs are as described (never changes anything). Layouts
+---without `@start` and mig-parted configs compare as counts.
+---@param args {enabled?: boolean, layout?: migfleet.Layout|table<string, migfleet.Layout>, policy?: string|function, mig_parted?: {file: string, config?: string}, gpus?: integer[]}
 function mig.assert(args) end
 
 ---All valid placed layouts of a model.
@@ -83,24 +103,29 @@ function mig.assert(args) end
 ---@return migfleet.Instance[][]
 function mig.layouts(model, opts) end
 
----The layout of a model serving the most of a demand (instances wanted per profile).
+---The layout of a model serving the most of a demand (instances wanted per profile),
+---ranked: first every demanded profile served at least once, then the most compute slices
+---of demanded instances, then the most demanded instances, then the most slices used.
 ---@param model string
 ---@param demand table<string, integer>
 ---@return string[]
 function mig.pack(model, demand) end
 
----Stop the listed systemd units that are active and wait for GPU processes to end.
----@param args {units?: string[], gpus?: integer[], timeout?: integer, signal?: string}
+---Stop the listed systemd units that are active and wait (`timeout` seconds, default 300)
+---for GPU processes to end, sending `signal` ("TERM", "KILL", ...) to them if given.
+---@param args {units?: string|string[], gpus?: integer[], timeout?: number, signal?: string, systemctl?: string[]}
 function drain(args) end
 
 ---Start again what drain stopped.
+---@param args {systemctl?: string[]}
 function restore(args) end
 
 ---Run a command on the host (argv only: no shell).
----@param args {argv: string[]}
+---@param args {argv: string[], timeout?: number}
 function command(args) end
 
----A built-in or local policy by name (lua/policies/<name>.lua).
+---A policy by name: `<name>.lua` from a --policy-dir, lua/policies/ beside the playbook
+---or in the working directory, else the built-in one.
 ---@param name string
 ---@return fun(gpu: migfleet.Gpu, ctx: migfleet.Context): migfleet.Layout
 function policy(name) end

@@ -1,11 +1,13 @@
 //! `migfleet facts -i INV [--limit P]`: every host's GPUs and MIG state.
 
-use super::fleet_args::{FleetArgs, run_on_hosts};
+use super::fleet_args::FleetArgs;
 use super::ping::finish;
 use crate::error::Failure;
 use crate::fleet::Outcome;
+use crate::fleet::fanout::run_on_hosts;
+use crate::fleet::session::Opening;
 use crate::report::Output;
-use migfleet_proto::{Facts, Op, Reply};
+use migfleet_proto::Facts;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -14,14 +16,15 @@ pub struct Args {
 }
 
 pub fn exec(args: Args, output: Output) -> Result<(), Failure> {
-    let (outcomes, code) = run_on_hosts(&args.fleet, output, |mut s, _| async move {
-        match s.client.call(Op::Facts, |_| {}).await {
-            Ok(Reply::Facts(f)) => {
-                let n = f.gpus.len();
-                Outcome::ok(format!("{n} GPU(s)"), serde_json::to_value(&f).ok())
-            }
-            Ok(other) => Outcome::failed(format!("unexpected reply: {other:?}")),
-            Err(e) => Outcome::failed(e.to_string()),
+    let mut fleet = args.fleet.fleet()?;
+    // The facts come with the session's start (no round trip of their own).
+    let (outcomes, code) = run_on_hosts(&mut fleet, output, Opening::Facts, |mut s| async move {
+        match s.facts().await {
+            Ok(f) => Outcome::ok(
+                format!("{} GPU(s)", f.gpus.len()),
+                serde_json::to_value(f).ok(),
+            ),
+            Err(e) => Outcome::failed(e.message()),
         }
     })?;
     if output == Output::Text {

@@ -1,10 +1,11 @@
 //! `migfleet ping -i INV [--limit P]`: connect to every host and start its agent.
 
-use super::fleet_args::{FleetArgs, run_on_hosts};
+use super::fleet_args::FleetArgs;
 use crate::error::Failure;
 use crate::fleet::Outcome;
+use crate::fleet::fanout::run_on_hosts;
+use crate::fleet::session::Opening;
 use crate::report::{Output, recap};
-use migfleet_proto::{Op, Reply};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -13,41 +14,30 @@ pub struct Args {
 }
 
 pub fn exec(args: Args, output: Output) -> Result<(), Failure> {
-    let (outcomes, code) = run_on_hosts(&args.fleet, output, |mut s, _| async move {
-        match s.client.call(Op::Hello, |_| {}).await {
-            Ok(Reply::Hello(h)) => Outcome::ok(
-                format!(
-                    "pong: agent {} on {} ({}){}",
-                    h.agent_version,
-                    h.hostname,
-                    h.arch,
-                    if s.uploaded { ", uploaded" } else { "" }
-                ),
-                Some(serde_json::json!({"hello": h, "uploaded": s.uploaded})),
+    let mut fleet = args.fleet.fleet()?;
+    // The greeting is checked while the session opens: answering it is the pong.
+    let (outcomes, code) = run_on_hosts(&mut fleet, output, Opening::Hello, |s| async move {
+        let h = &s.hello;
+        Outcome::ok(
+            format!(
+                "pong: agent {} on {} ({}){}",
+                h.agent_version,
+                h.hostname,
+                h.arch,
+                if s.uploaded { ", uploaded" } else { "" }
             ),
-            Ok(other) => Outcome::failed(format!("unexpected reply: {other:?}")),
-            Err(e) => Outcome::failed(e.to_string()),
-        }
+            Some(serde_json::json!({"hello": h, "uploaded": s.uploaded})),
+        )
     })?;
     finish(&outcomes, code, output)
 }
 
 /// Prints the recap (text) and turns the exit code into the command's result.
 pub fn finish(outcomes: &[(String, Outcome)], code: u8, output: Output) -> Result<(), Failure> {
+    let stats = recap::from_outcomes(outcomes);
     if output == Output::Text {
         crate::outln!("")?;
-        crate::out!("{}", recap::render(&recap::from_outcomes(outcomes)))?;
+        crate::out!("{}", recap::render(&stats))?;
     }
-    if code == 0 {
-        Ok(())
-    } else {
-        Err(Failure {
-            message: match code {
-                4 => "some hosts were unreachable".into(),
-                _ => "some hosts failed".into(),
-            },
-            hints: Vec::new(),
-            code,
-        })
-    }
+    recap::result(&stats, code)
 }

@@ -1,31 +1,41 @@
 //! `migfleet run PLAYBOOK -i INV`: run a Lua playbook's plays over the hosts they name.
+//! Everything a run shares is loaded once here: the playbook's text (checked whole,
+//! module arguments, named policies and mig-parted files included, before anything
+//! connects), the inventory, known_hosts and the agent builds.
 
-use super::fleet_args::{FleetArgs, finish_run, run_targets, runtime};
-use super::ping::finish;
+use super::fleet_args::FleetArgs;
 use crate::error::Failure;
-use crate::fleet::{FleetOptions, Outcome};
-use crate::playbook::runner::{RunOptions, run_play_on_host};
-use crate::playbook::{Limits, Serial, default_policy_dir, load_playbook, new_lua};
-use crate::report::Output;
+use crate::fleet::Events;
+use crate::fleet::fanout::runtime;
+use crate::playbook::host::RunWorld;
+use crate::playbook::policy::Policies;
+use crate::playbook::{Limits, Play, PlaybookSource, Shared, load_plays, new_state, run};
+use crate::report::monitor::{self, Show};
+use crate::report::{Output, recap};
 use serde_json::{Map, Value};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Debug, clap::Args)]
-#[command(
-    after_help = "A playbook is a Lua file returning a play or a list of plays; see playbooks/ \
-for examples and lua/types/migfleet.lua for the API (LuaLS annotations)."
-)]
+#[command(after_help = "\
+A playbook is a Lua file returning a play or a list of plays; see playbooks/ for examples \
+and lua/types/migfleet.lua for the API (LuaLS annotations).
+
+Plays run in order; a play's hosts run in `serial` batches, and within a batch every host \
+finishes a task before the next task starts (Ansible's linear strategy). Each host keeps \
+one SSH connection and one agent for the whole run. Exit codes as ansible-playbook: 0 ok, \
+2 a host failed, 4 a host was unreachable or the playbook did not load, 5 bad options.")]
 pub struct Args {
     /// The playbook (a Lua file).
     pub playbook: PathBuf,
     #[command(flatten)]
     pub fleet: FleetArgs,
-    /// Change nothing: run policies and the agents' dry runs, print the NVML operations
-    /// that would run, per host and GPU.
+    /// Change nothing: plan every task as if the ones before it had run (policies, the
+    /// agents' dry runs), and print per host and GPU what would change, the NVML
+    /// operations it would take, and what would fail.
     #[arg(short = 'C', long)]
     pub check: bool,
-    /// Print each GPU's layout before and after.
+    /// Show every GPU's layout, changed or not.
     #[arg(short = 'D', long)]
     pub diff: bool,
     /// Only tasks with these tags (comma-separated; `always`, `never`, `tagged`,
@@ -39,17 +49,19 @@ pub struct Args {
     /// in the playbook and they win over every other variable.
     #[arg(short = 'e', long = "extra-vars", value_name = "VARS")]
     pub extra_vars: Vec<String>,
-    /// Directory of named policies [default: lua/policies beside the playbook's folder,
-    /// then ./lua/policies].
+    /// A directory of named policies (`<name>.lua`), searched before `lua/policies/`
+    /// beside the playbook and in the working directory, and before the built-in ones.
+    /// Repeat for several; the first that has the name wins.
     #[arg(long, value_name = "DIR")]
-    pub policy_dir: Option<PathBuf>,
+    pub policy_dir: Vec<PathBuf>,
     /// Print the hosts each play would run on, and stop.
     #[arg(long)]
     pub list_hosts: bool,
     /// Print each play's tasks, and stop.
     #[arg(long)]
     pub list_tasks: bool,
-    /// Check the playbook loads (syntax, structure), and stop.
+    /// Check the playbook loads: its Lua, every task's module arguments, every named
+    /// policy it uses (found and compiled) and every mig-parted config; then stop.
     #[arg(long)]
     pub syntax_check: bool,
 }
@@ -79,141 +91,119 @@ fn extra_vars(items: &[String]) -> Result<Map<String, Value>, Failure> {
     Ok(out)
 }
 
-fn policy_dir(args: &Args) -> PathBuf {
-    if let Some(d) = &args.policy_dir {
-        return d.clone();
-    }
-    // playbooks/x.lua -> playbooks/../lua/policies, the repository layout.
-    let beside = args
-        .playbook
-        .parent()
-        .and_then(Path::parent)
-        .map(|p| p.join("lua/policies"));
-    match beside {
-        Some(p) if p.is_dir() => p,
-        _ => {
-            let own = default_policy_dir(&args.playbook);
-            if own.is_dir() {
-                own
-            } else {
-                PathBuf::from("lua/policies")
-            }
-        }
-    }
+/// The tasks of `play` that `--tags` / `--skip-tags` select.
+fn selected(play: &Play, args: &Args) -> Vec<usize> {
+    play.tasks
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.selected(&args.tags, &args.skip_tags))
+        .map(|(i, _)| i)
+        .collect()
 }
 
 pub fn exec(args: Args, output: Output) -> Result<(), Failure> {
-    let vars = extra_vars(&args.extra_vars)?;
-    let policies = policy_dir(&args);
+    let source = PlaybookSource::read(&args.playbook).map_err(|e| Failure::parse(e.to_string()))?;
+    let shared = Shared {
+        policies: Arc::new(Policies::new(Policies::search_path(
+            &args.policy_dir,
+            &args.playbook,
+        ))),
+        configs: Default::default(),
+        extra_vars: extra_vars(&args.extra_vars)?,
+    };
     let limits = Limits::default();
-    let lua = new_lua(&limits).map_err(|e| Failure::error(format!("cannot start Lua: {e}")))?;
-    let plays = load_playbook(&lua, &args.playbook, &vars, &policies)
-        .map_err(|e| Failure::parse(e.to_string()))?;
+    let lua = new_state(&limits).map_err(|e| Failure::error(e.to_string()))?;
+    let plays = load_plays(&lua, &source, &shared).map_err(|e| Failure::parse(e.to_string()))?;
+    let tasks: Vec<Vec<usize>> = plays.iter().map(|p| selected(p, &args)).collect();
+
     if args.syntax_check {
-        println!(
-            "playbook: {} ({} play(s)) is fine",
-            args.playbook.display(),
+        crate::outln!("playbook: {}", args.playbook.display())?;
+        let n: usize = plays.iter().map(|p| p.tasks.len()).sum();
+        crate::outln!(
+            "{} play(s), {n} task(s): Lua, module arguments, named policies and mig-parted configs check out",
             plays.len()
-        );
+        )?;
         return Ok(());
     }
     if args.list_tasks {
-        for p in &plays {
-            println!("play #{} ({}): {}", 1, p.hosts, p.name);
-            for t in &p.tasks {
-                let tags = if t.tags.is_empty() {
-                    String::new()
-                } else {
-                    format!("  TAGS: [{}]", t.tags.join(", "))
-                };
-                println!("    {}{tags}", t.name);
+        crate::outln!("\nplaybook: {}", args.playbook.display())?;
+        for (i, p) in plays.iter().enumerate() {
+            crate::outln!("\n  play #{} ({}): {}", i + 1, p.hosts, p.name)?;
+            crate::outln!("    tasks:")?;
+            for &ti in &tasks[i] {
+                let t = &p.tasks[ti];
+                crate::outln!("      {}\tTAGS: [{}]", t.name, t.tags.join(", "))?;
             }
         }
         return Ok(());
     }
+
+    let mut fleet = args.fleet.fleet()?;
+    let hosts: Vec<Vec<String>> = plays
+        .iter()
+        .map(|p| fleet.select(&p.hosts))
+        .collect::<Result<_, _>>()?;
     if args.list_hosts {
-        for p in &plays {
-            let t = args.fleet.targets(&p.hosts)?;
-            println!("play ({}): {} host(s)", p.hosts, t.hosts.len());
-            for h in t.hosts {
-                println!("    {h}");
+        crate::outln!("\nplaybook: {}", args.playbook.display())?;
+        for (i, (p, h)) in plays.iter().zip(&hosts).enumerate() {
+            crate::outln!("\n  play #{} ({}): {}", i + 1, p.hosts, p.name)?;
+            crate::outln!("    pattern: {}", p.hosts)?;
+            crate::outln!("    hosts ({}):", h.len())?;
+            for name in h {
+                crate::outln!("      {name}")?;
             }
         }
         return Ok(());
     }
-    let opts = Arc::new(RunOptions {
-        playbook: args.playbook.clone(),
-        policy_dir: policies,
-        extra_vars: vars,
-        check: args.check,
+    if let Some(limit) = &args.fleet.limit
+        && hosts.iter().all(Vec::is_empty)
+    {
+        return Err(Failure::options(format!(
+            "no play has a host left after --limit `{limit}`"
+        )));
+    }
+    let mut everyone: Vec<String> = hosts.iter().flatten().cloned().collect();
+    everyone.sort();
+    everyone.dedup();
+    // Every host's connection settings are checked before anything connects.
+    fleet.prepare(&everyone)?;
+
+    let show = Show {
+        verbosity: args.fleet.verbose,
         diff: args.diff,
-        tags: args.tags.clone(),
-        skip_tags: args.skip_tags.clone(),
-        limits,
-    });
+    };
     let rt = runtime()?;
-    let mut all: Vec<(String, Outcome)> = Vec::new();
-    for (index, play) in plays.iter().enumerate() {
-        let targets = args.fleet.targets(&play.hosts)?;
-        if output == Output::Text {
-            eprintln!(
-                "PLAY [{}] on {} host(s){}",
-                play.name,
-                targets.hosts.len(),
-                if args.check { " [CHECK MODE]" } else { "" }
-            );
-        }
-        let fleet_opts = FleetOptions {
-            forks: args.fleet.forks,
-            serial: play
-                .serial
-                .iter()
-                .map(|s| match s {
-                    Serial::Count(n) => crate::fleet::Serial::Count(*n),
-                    Serial::Percent(p) => crate::fleet::Serial::Percent(*p),
-                })
-                .collect(),
-            max_fail_percentage: play.max_fail_percentage,
+    let finished = rt.block_on(async {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let watcher = tokio::spawn(monitor::watch_with(monitor::Mode::choose(output), show, rx));
+        let world = Arc::new(RunWorld {
+            source,
+            shared,
+            limits,
+            check: args.check,
+            context: fleet.context.clone(),
+            events: Events::new(tx),
+        });
+        let plan = run::Plan {
+            plays: &plays,
+            hosts,
+            tasks,
         };
-        let opts = opts.clone();
-        let outcomes = run_targets(
-            &args.fleet,
-            &rt,
-            targets,
-            fleet_opts,
-            output,
-            move |s, conn, hv, events| run_play_on_host(index, s, conn, hv, opts.clone(), events),
-        )?;
-        all.extend(outcomes);
-    }
-    if output == Output::Text {
-        let lines: Vec<&str> = all
-            .iter()
-            .filter_map(|(_, o)| o.data.as_ref()?.get("report")?.as_array())
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        if !lines.is_empty() {
-            println!(
-                "{}",
-                if args.check {
-                    "PLAN (nothing was changed)"
-                } else {
-                    "CHANGES"
-                }
-            );
-            for l in lines {
-                println!("  {l}");
-            }
+        let finished = run::run(&fleet, plan, world).await;
+        // Every sender is gone with the hosts' sessions and the world: the monitor ends.
+        let _ = watcher.await;
+        finished
+    });
+    let stats: recap::Stats = finished.hosts.into_iter().collect();
+    let code = recap::exit_code(&stats);
+    match output {
+        Output::Text => {
+            crate::outln!("")?;
+            crate::out!("{}", recap::render(&stats))?;
         }
-        for (host, o) in &all {
-            if o.status == crate::fleet::Status::Failed
-                || o.status == crate::fleet::Status::Unreachable
-            {
-                println!("{host}: {}", o.message);
-            }
-        }
+        Output::Json => crate::report::print_json_line(
+            &serde_json::json!({"event": "summary", "stats": stats, "exit_code": code}),
+        )?,
     }
-    let (all, code) = finish_run(all, output)?;
-    finish(&all, code, output)
+    recap::result(&stats, code)
 }

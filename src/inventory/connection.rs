@@ -40,6 +40,9 @@ pub struct Connection {
     pub gpu_reset_command: Option<Vec<String>>,
     /// `k8s_node`.
     pub k8s_node: Option<String>,
+    /// `migfleet_agent_timeouts`: agent operation name -> seconds it may take on this
+    /// host (over the defaults, e.g. `{apply: 1800}` for slow GPUs).
+    pub agent_timeouts: std::collections::BTreeMap<String, u64>,
 }
 
 pub const DEFAULT_REMOTE_DIR: &str = "~/.cache/migfleet";
@@ -220,6 +223,46 @@ impl Connection {
             }
             Some(v) => return Err(bad("migfleet_agent_env", v, "a mapping of NAME: value")),
         };
+        let agent_timeouts = match get("migfleet_agent_timeouts") {
+            None => Default::default(),
+            Some(Value::Object(m)) => {
+                let mut out = std::collections::BTreeMap::new();
+                for (op, v) in m {
+                    if !migfleet_proto::Op::NAMES.contains(&op.as_str()) {
+                        return Err(InventoryError::ConnectionVar {
+                            host: host.to_string(),
+                            var: "migfleet_agent_timeouts".into(),
+                            message: format!(
+                                "'{op}' is not an agent operation (operations: {})",
+                                migfleet_proto::Op::NAMES.join(", ")
+                            ),
+                        });
+                    }
+                    let secs = match v {
+                        Value::Number(n) => n.as_u64(),
+                        Value::String(s) => s.trim().parse().ok(),
+                        _ => None,
+                    }
+                    .filter(|s| *s > 0)
+                    .ok_or_else(|| {
+                        bad(
+                            &format!("migfleet_agent_timeouts.{op}"),
+                            v,
+                            "a positive number of seconds",
+                        )
+                    })?;
+                    out.insert(op.clone(), secs);
+                }
+                out
+            }
+            Some(v) => {
+                return Err(bad(
+                    "migfleet_agent_timeouts",
+                    v,
+                    "a mapping of operation: seconds",
+                ));
+            }
+        };
         Ok(Connection {
             host: host.to_string(),
             address,
@@ -234,6 +277,7 @@ impl Connection {
             reboot_command: argv("migfleet_reboot_command")?,
             gpu_reset_command: argv("migfleet_gpu_reset_command")?,
             k8s_node: string("k8s_node")?,
+            agent_timeouts,
         })
     }
 }
@@ -257,6 +301,24 @@ mod tests {
         assert!(!c.become_);
         assert_eq!(c.remote_dir, DEFAULT_REMOTE_DIR);
         assert!(c.agent_env.is_empty() && c.reboot_command.is_none());
+        assert!(c.agent_timeouts.is_empty());
+    }
+
+    #[test]
+    fn agent_timeouts_name_operations() {
+        let c = conn(json!({"migfleet_agent_timeouts": {"apply": 1800, "facts": "60"}})).unwrap();
+        assert_eq!(c.agent_timeouts.get("apply"), Some(&1800));
+        assert_eq!(c.agent_timeouts.get("facts"), Some(&60));
+        let e = conn(json!({"migfleet_agent_timeouts": {"aply": 5}})).unwrap_err();
+        assert!(
+            e.to_string().contains("'aply' is not an agent operation"),
+            "{e}"
+        );
+        let e = conn(json!({"migfleet_agent_timeouts": {"apply": 0}})).unwrap_err();
+        assert!(
+            e.to_string().contains("a positive number of seconds"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1,6 +1,11 @@
-//! Loading playbooks: runs a playbook file in a sandbox environment that holds the module
-//! constructors, `vars`, `policy(name)`, `task{}` and `play{}`, then validates the returned
-//! tables into [`Play`]s with `file:line` positions. Also JSON <-> Lua conversion helpers.
+//! Loading playbooks: runs a playbook's text in a sandbox environment that holds the
+//! module constructors, `vars`, `policy(name)`, `task{}` and `play{}`, then validates the
+//! returned tables into [`Play`]s with `file:line` positions, every module's arguments
+//! checked and typed ([`Module::parse`]) and every named policy compiled.
+//!
+//! The text is read once per run ([`PlaybookSource`]) and loaded into each host's own Lua
+//! state, so hosts share no Lua globals and an edit to the file during a run changes
+//! nothing.
 //!
 //! Positions: Lua tables carry no line information, so positions are recorded when Rust
 //! callbacks run: module constructors (`mig.apply{...}`), `task{...}` and `play{...}` look at
@@ -9,32 +14,22 @@
 //! `linedefined`. A task's position is, in order: its `task{}` call, its module call, its
 //! `run`/`when` function; a play's: its `play{}` call, else its first task's position.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use mlua::chunk::ChunkMode;
-use mlua::serde::SerializeOptions;
-use mlua::{Function, Lua, LuaSerdeExt, Table, Value};
+use mlua::{Function, Lua, Table, Value};
 use serde_json::Value as Json;
 
-use super::play::{Action, Cond, FnRef, Play, Serial, SourcePos, Task};
-use super::{ErrorKind, PlaybookError, sandbox};
-
-/// Module constructors available to playbooks (dotted names live in a table, `mig.apply`).
-pub const MODULES: &[&str] = &[
-    "mig.apply",
-    "mig.mode",
-    "mig.assert",
-    "drain",
-    "restore",
-    "reboot",
-    "command",
-];
-
-/// Where policies live relative to a project directory.
-pub const POLICY_SUBDIR: &str = "lua/policies";
+use super::convert::{key_display, lua_to_json, to_lua_value};
+use super::error::{ErrorKind, PlaybookError};
+use super::modules::target::ConfigFiles;
+use super::modules::{Module, ModuleName, ParseCx, closest};
+use super::play::{Action, Cond, FnRef, Play, SourcePos, Task};
+use super::policy::{self, Policies};
+use super::{api, sandbox};
+use crate::fleet::Serial;
 
 const PLAY_KEYS: &[&str] = &[
     "hosts",
@@ -44,41 +39,71 @@ const PLAY_KEYS: &[&str] = &[
     "vars",
     "tasks",
 ];
-const TASK_KEYS: &[&str] = &[
-    "name", "when", "tags", "retries", "delay", "run", "action", "[1]",
-];
+const TASK_KEYS: &[&str] = &["name", "when", "tags", "retries", "delay", "run", "action"];
 const POSITIONS_KEY: &str = "migfleet.loader.positions";
 const DEFAULT_DELAY: Duration = Duration::from_secs(5);
-const MAX_DEPTH: usize = 64;
 
-/// `<dir of the playbook>/lua/policies`.
-pub fn default_policy_dir(playbook: &Path) -> PathBuf {
-    playbook
-        .parent()
-        .unwrap_or_else(|| Path::new("."))
-        .join(POLICY_SUBDIR)
+/// A playbook's text, read once per run.
+#[derive(Debug, Clone)]
+pub struct PlaybookSource {
+    pub path: PathBuf,
+    /// The chunk name positions use (the path as given).
+    pub name: String,
+    pub text: Arc<str>,
 }
 
-/// Reads `path` (in Rust), runs it as the text chunk `@<path>` in a fresh sandbox
-/// environment, and validates the returned play table or list of play tables.
-/// `policy(name)` loads `<policy_dir>/<name>.lua`.
-pub fn load_playbook(
-    lua: &Lua,
-    path: &Path,
-    extra_vars: &serde_json::Map<String, Json>,
-    policy_dir: &Path,
-) -> Result<Vec<Play>, PlaybookError> {
-    let file = path.display().to_string();
-    let src = std::fs::read_to_string(path).map_err(|e| {
-        PlaybookError::new(
-            ErrorKind::Io,
-            Some(SourcePos {
-                file: file.clone(),
-                line: 0,
-            }),
-            format!("cannot read playbook: {e}"),
-        )
+impl PlaybookSource {
+    pub fn read(path: &Path) -> Result<PlaybookSource, PlaybookError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            PlaybookError::new(
+                ErrorKind::Io,
+                Some(SourcePos {
+                    file: name.clone(),
+                    line: 0,
+                }),
+                format!("cannot read playbook: {e}"),
+            )
+        })?;
+        Ok(PlaybookSource {
+            path: path.to_path_buf(),
+            name,
+            text: text.into(),
+        })
+    }
+
+    /// The folder relative file names in the playbook are looked up in.
+    pub fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or_else(|| Path::new("."))
+    }
+}
+
+/// What every load of a playbook in a run shares.
+#[derive(Debug, Default)]
+pub struct Shared {
+    pub policies: Arc<Policies>,
+    pub configs: ConfigFiles,
+    /// `-e` extra variables, the playbook's `vars`.
+    pub extra_vars: serde_json::Map<String, Json>,
+}
+
+/// A sandboxed Lua state with migfleet's helpers (`mig.pack`, `mig.layouts`).
+pub fn new_state(limits: &sandbox::Limits) -> Result<Lua, PlaybookError> {
+    let lua = sandbox::new_lua(limits).map_err(|e| {
+        PlaybookError::new(ErrorKind::Runtime, None, format!("cannot set up Lua: {e}"))
     })?;
+    api::install(&lua).map_err(|e| PlaybookError::from_lua(&lua, e))?;
+    Ok(lua)
+}
+
+/// Runs the playbook's text as the chunk `@<path>` in a fresh sandbox environment of
+/// `lua`, and validates the returned play table or list of play tables.
+pub fn load_plays(
+    lua: &Lua,
+    src: &PlaybookSource,
+    shared: &Shared,
+) -> Result<Vec<Play>, PlaybookError> {
+    let file = src.name.clone();
     let lerr = |e| PlaybookError::from_lua(lua, e);
 
     let positions = lua.create_table().map_err(lerr)?;
@@ -89,12 +114,12 @@ pub fn load_playbook(
         .map_err(lerr)?;
 
     let env = sandbox::new_env(lua).map_err(lerr)?;
-    install_api(lua, &env, extra_vars, policy_dir).map_err(lerr)?;
+    install_api(lua, &env, shared).map_err(lerr)?;
 
     sandbox::remember_chunk(lua, &file);
     sandbox::reset_budget(lua);
     let ret: Value = lua
-        .load(src)
+        .load(&*src.text)
         .set_name(format!("@{file}"))
         .set_mode(ChunkMode::Text)
         .set_environment(env)
@@ -105,6 +130,12 @@ pub fn load_playbook(
     let ctx = Ctx {
         positions,
         file_pos: whole_file.clone(),
+        parse: ParseCx {
+            lua,
+            policies: &shared.policies,
+            configs: &shared.configs,
+            base_dir: src.dir(),
+        },
     };
     let Value::Table(t) = ret else {
         return Err(PlaybookError::invalid(
@@ -144,14 +175,9 @@ pub fn load_playbook(
 }
 
 /// Installs the playbook API into `env`.
-fn install_api(
-    lua: &Lua,
-    env: &Table,
-    extra_vars: &serde_json::Map<String, Json>,
-    policy_dir: &Path,
-) -> mlua::Result<()> {
-    // Keep helpers the runner put into every environment (`mig.pack`, `mig.layouts`) and
-    // add the module constructors beside them.
+fn install_api(lua: &Lua, env: &Table, shared: &Shared) -> mlua::Result<()> {
+    // Keep the helpers every environment has (`mig.pack`, `mig.layouts`) and add the
+    // module constructors beside them.
     let mig = lua.create_table()?;
     if let Value::Table(helpers) = env.raw_get::<Value>("mig")? {
         for kv in helpers.pairs::<Value, Value>() {
@@ -159,21 +185,21 @@ fn install_api(
             mig.raw_set(k, v)?;
         }
     }
-    for &name in MODULES {
+    for name in ModuleName::ALL {
         let ctor = module_ctor(lua, name)?;
-        match name.strip_prefix("mig.") {
+        match name.as_str().strip_prefix("mig.") {
             Some(short) => mig.raw_set(short, ctor)?,
-            None => env.raw_set(name, ctor)?,
+            None => env.raw_set(name.as_str(), ctor)?,
         }
     }
     env.raw_set("mig", mig)?;
     env.raw_set(
         "vars",
-        to_lua_value(lua, &Json::Object(extra_vars.clone()))?,
+        to_lua_value(lua, &Json::Object(shared.extra_vars.clone()))?,
     )?;
     env.raw_set("task", marker(lua, "task")?)?;
     env.raw_set("play", marker(lua, "play")?)?;
-    env.raw_set("policy", policy_loader(lua, policy_dir.to_path_buf())?)?;
+    env.raw_set("policy", policy::loader(lua, shared.policies.clone())?)?;
     Ok(())
 }
 
@@ -193,8 +219,9 @@ fn record_pos(lua: &Lua, t: &Table) -> mlua::Result<()> {
     Ok(())
 }
 
-/// `mig.apply{...}` etc.: returns `{__module = name, args = {...}}` and records its line.
-fn module_ctor(lua: &Lua, name: &'static str) -> mlua::Result<Function> {
+/// `mig.apply{...}` etc.: returns `{__module = name, args = {...}}` and records its line;
+/// the arguments are checked when the task is.
+fn module_ctor(lua: &Lua, name: ModuleName) -> mlua::Result<Function> {
     lua.create_function(move |lua, arg: Value| {
         let args = match arg {
             Value::Nil => lua.create_table()?,
@@ -203,14 +230,15 @@ fn module_ctor(lua: &Lua, name: &'static str) -> mlua::Result<Function> {
                 return Err(positioned_error(
                     lua,
                     format!(
-                        "{name} expects a table argument like {name}{{ ... }}, got {}",
-                        other.type_name()
+                        "{n} expects a table argument like {n}{{ ... }}, got {}",
+                        other.type_name(),
+                        n = name.as_str()
                     ),
                 ));
             }
         };
         let desc = lua.create_table()?;
-        desc.raw_set("__module", name)?;
+        desc.raw_set("__module", name.as_str())?;
         desc.raw_set("args", args)?;
         record_pos(lua, &desc)?;
         Ok(desc)
@@ -231,106 +259,25 @@ fn marker(lua: &Lua, what: &'static str) -> mlua::Result<Function> {
     })
 }
 
-fn available_policies(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let p = e.path();
-            if p.extension().is_some_and(|x| x == "lua") {
-                p.file_stem().and_then(|s| s.to_str()).map(str::to_string)
-            } else {
-                None
-            }
-        })
-        .collect();
-    names.sort();
-    names
-}
-
-/// `policy(name)`: loads `<dir>/<name>.lua` once (text chunk, own environment); the chunk
-/// must return a function.
-pub(crate) fn policy_loader(lua: &Lua, dir: PathBuf) -> mlua::Result<Function> {
-    let cache: Arc<Mutex<HashMap<String, Function>>> = Arc::default();
-    lua.create_function(move |lua, name: Value| {
-        let Value::String(name) = name else {
-            return Err(positioned_error(
-                lua,
-                format!("policy expects a name string, got {}", name.type_name()),
-            ));
-        };
-        let name = name.to_str()?.to_string();
-        let valid = !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-        if !valid {
-            return Err(positioned_error(
-                lua,
-                format!("invalid policy name '{name}' (use letters, digits, '_' and '-')"),
-            ));
-        }
-        if let Some(f) = cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&name)
-        {
-            return Ok(f.clone());
-        }
-        let path = dir.join(format!("{name}.lua"));
-        if !path.is_file() {
-            let avail = available_policies(&dir);
-            let avail = if avail.is_empty() {
-                "none".to_string()
-            } else {
-                avail.join(", ")
-            };
-            return Err(positioned_error(
-                lua,
-                format!(
-                    "policy '{name}' not found in {} (available: {avail})",
-                    dir.display()
-                ),
-            ));
-        }
-        let src = std::fs::read_to_string(&path).map_err(|e| {
-            positioned_error(lua, format!("cannot read policy {}: {e}", path.display()))
-        })?;
-        let file = path.display().to_string();
-        sandbox::remember_chunk(lua, &file);
-        let ret: Value = lua
-            .load(src)
-            .set_name(format!("@{file}"))
-            .set_mode(ChunkMode::Text)
-            .set_environment(sandbox::new_env(lua)?)
-            .call(())?;
-        let Value::Function(f) = ret else {
-            return Err(PlaybookError::new(
-                ErrorKind::Invalid,
-                Some(SourcePos { file, line: 0 }),
-                format!(
-                    "policy '{name}' must return a function, got {}",
-                    ret.type_name()
-                ),
-            )
-            .into());
-        };
-        cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(name, f.clone());
-        Ok(f)
-    })
+/// `unknown key 'nmae' (did you mean 'name'?; expected one of: ...)`.
+fn unknown_key(what: &str, key: &str, keys: &[&str]) -> String {
+    let hint = closest(key, keys.iter().copied())
+        .map(|c| format!(" (did you mean '{c}'?)"))
+        .unwrap_or_default();
+    format!(
+        "unknown {what} key '{key}'{hint}; expected one of: {}",
+        keys.join(", ")
+    )
 }
 
 /// Validation context for one playbook.
-struct Ctx {
+struct Ctx<'a> {
     positions: Table,
     file_pos: SourcePos,
+    parse: ParseCx<'a>,
 }
 
-impl Ctx {
+impl Ctx<'_> {
     fn recorded(&self, t: &Table) -> Option<SourcePos> {
         let rec: Table = self.positions.raw_get(t).ok()?;
         let file: String = rec.raw_get(1).ok()?;
@@ -433,12 +380,7 @@ impl Ctx {
                         )));
                     }
                 },
-                other => {
-                    return Err(bad(format!(
-                        "unknown play key '{other}' (expected one of: {})",
-                        PLAY_KEYS.join(", ")
-                    )));
-                }
+                other => return Err(bad(unknown_key("play", other, PLAY_KEYS))),
             }
         }
         let hosts = hosts.ok_or_else(|| bad("play is missing required key 'hosts'".into()))?;
@@ -565,12 +507,7 @@ impl Ctx {
                     }
                     module = Some((desc, slot));
                 }
-                other => {
-                    return Err(bad(format!(
-                        "unknown task key '{other}' (expected one of: {})",
-                        TASK_KEYS.join(", ")
-                    )));
-                }
+                other => return Err(bad(unknown_key("task", other, TASK_KEYS))),
             }
         }
         let action = match (module, run) {
@@ -590,22 +527,17 @@ impl Ctx {
                 let mname: String = desc
                     .raw_get("__module")
                     .map_err(|e| PlaybookError::from_lua_at(&pos, e))?;
-                let args: Value = desc
+                let args: Table = desc
                     .raw_get("args")
                     .map_err(|e| PlaybookError::from_lua_at(&pos, e))?;
-                let mut functions = Vec::new();
-                let args = lua_to_json(args, "", 0, &mut Some(&mut functions))
-                    .map_err(|e| bad(format!("{mname} arguments: {e}")))?
-                    .unwrap_or(Json::Object(Default::default()));
-                Action::Module {
-                    name: mname,
-                    args,
-                    functions,
-                }
+                let Some(module) = ModuleName::from_name(&mname) else {
+                    return Err(bad(format!("`{mname}` is not a module")));
+                };
+                Action::Module(Module::parse(module, &args, &self.parse).map_err(bad)?)
             }
         };
         let name = name.unwrap_or_else(|| match &action {
-            Action::Module { name, .. } => name.clone(),
+            Action::Module(m) => m.name().as_str().to_string(),
             Action::Function(_) => "run".to_string(),
         });
         Ok(Task {
@@ -634,15 +566,6 @@ fn is_descriptor(t: &Table) -> bool {
 fn describe(v: &Value) -> String {
     match v {
         Value::Table(_) => "a plain table (did you forget the module name?)".into(),
-        other => other.type_name().to_string(),
-    }
-}
-
-fn key_display(k: &Value) -> String {
-    match k {
-        Value::Integer(i) => i.to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => format!("{:?}", s.to_string_lossy()),
         other => other.type_name().to_string(),
     }
 }
@@ -804,178 +727,5 @@ fn parse_serial(v: &Value) -> Result<Vec<Serial>, String> {
             .map(parse_serial_item)
             .collect(),
         other => Ok(vec![parse_serial_item(other)?]),
-    }
-}
-
-/// JSON -> Lua. Objects become tables, arrays 1-based sequences (tagged with mlua's array
-/// metatable so `[]` round-trips), `null` becomes `nil`.
-pub fn to_lua_value(lua: &Lua, v: &Json) -> mlua::Result<Value> {
-    lua.to_value_with(
-        v,
-        SerializeOptions::new()
-            .serialize_none_to_null(false)
-            .serialize_unit_to_null(false),
-    )
-}
-
-/// Lua -> JSON. Tables whose keys are exactly `1..n` become arrays, tables with string keys
-/// objects; empty tables are `{}` unless they carry the array metatable (then `[]`).
-/// Functions, mixed or sparse tables, non-finite numbers, deep/recursive tables are errors.
-pub fn from_lua_value(v: Value) -> Result<Json, PlaybookError> {
-    lua_to_json(v, "", 0, &mut None)
-        .map(|j| j.unwrap_or(Json::Null))
-        .map_err(|m| PlaybookError::new(ErrorKind::Conversion, None, m))
-}
-
-fn child(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
-    }
-}
-
-fn at(path: &str) -> String {
-    if path.is_empty() {
-        String::new()
-    } else {
-        format!(" at '{path}'")
-    }
-}
-
-/// Returns `None` for functions that were collected into `fns` (omitted from JSON).
-fn lua_to_json(
-    v: Value,
-    path: &str,
-    depth: usize,
-    fns: &mut Option<&mut Vec<(String, FnRef)>>,
-) -> Result<Option<Json>, String> {
-    if depth > MAX_DEPTH {
-        return Err(format!(
-            "table nesting deeper than {MAX_DEPTH}{} (recursive table?)",
-            at(path)
-        ));
-    }
-    Ok(Some(match v {
-        Value::Nil => Json::Null,
-        Value::LightUserData(ud) if ud.0.is_null() => Json::Null,
-        Value::Boolean(b) => Json::Bool(b),
-        Value::Integer(i) => Json::from(i),
-        Value::Number(n) => match serde_json::Number::from_f64(n) {
-            Some(n) => Json::Number(n),
-            None => {
-                return Err(format!(
-                    "number {n}{} cannot be represented in JSON",
-                    at(path)
-                ));
-            }
-        },
-        Value::String(s) => match s.to_str() {
-            Ok(s) => Json::String(s.to_string()),
-            Err(_) => return Err(format!("string{} is not valid UTF-8", at(path))),
-        },
-        Value::Function(f) => match fns {
-            Some(list) => {
-                list.push((path.to_string(), FnRef::new(f)));
-                return Ok(None);
-            }
-            None => return Err(format!("cannot convert a function{} to JSON", at(path))),
-        },
-        Value::Table(t) => {
-            let mut pairs = Vec::new();
-            for kv in t.pairs::<Value, Value>() {
-                pairs.push(kv.map_err(|e| e.to_string())?);
-            }
-            if pairs.is_empty() {
-                // mlua's Serialize knows whether the table carries the array metatable.
-                return Ok(Some(
-                    serde_json::to_value(Value::Table(t))
-                        .ok()
-                        .filter(Json::is_array)
-                        .unwrap_or_else(|| Json::Object(Default::default())),
-                ));
-            }
-            let n = pairs.len();
-            let all_int = pairs.iter().all(|(k, _)| {
-                matches!(k, Value::Integer(i) if *i >= 1 && usize::try_from(*i).is_ok_and(|i| i <= n))
-            });
-            if all_int {
-                let mut slots: Vec<Option<Value>> = vec![None; n];
-                for (k, v) in pairs {
-                    if let Value::Integer(i) = k
-                        && let Some(slot) =
-                            usize::try_from(i - 1).ok().and_then(|i| slots.get_mut(i))
-                    {
-                        *slot = Some(v);
-                    }
-                }
-                let mut arr = Vec::with_capacity(n);
-                for (i, v) in slots.into_iter().enumerate() {
-                    let v = v.unwrap_or(Value::Nil);
-                    let j = lua_to_json(v, &child(path, &(i + 1).to_string()), depth + 1, fns)?;
-                    arr.push(j.unwrap_or(Json::Null));
-                }
-                Json::Array(arr)
-            } else {
-                let mut map = serde_json::Map::new();
-                for (k, v) in pairs {
-                    let key = match k {
-                        Value::String(s) => s.to_string_lossy(),
-                        other => {
-                            return Err(format!(
-                                "table{} mixes list entries and named keys (key {})",
-                                at(path),
-                                key_display(&other)
-                            ));
-                        }
-                    };
-                    let p = child(path, &key);
-                    if let Some(j) = lua_to_json(v, &p, depth + 1, fns)? {
-                        map.insert(key, j);
-                    }
-                }
-                Json::Object(map)
-            }
-        }
-        other => {
-            return Err(format!(
-                "cannot convert a {}{} to JSON",
-                other.type_name(),
-                at(path)
-            ));
-        }
-    }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::playbook::sandbox::{Limits, eval, new_lua};
-    use serde_json::json;
-
-    #[test]
-    fn json_roundtrip() {
-        let lua = new_lua(&Limits::default()).unwrap();
-        let v = json!({"a": [1, 2.5, "x", true], "b": {"c": []}, "d": {}});
-        let l = to_lua_value(&lua, &v).unwrap();
-        assert_eq!(from_lua_value(l).unwrap(), v);
-    }
-
-    #[test]
-    fn lua_tables_to_json() {
-        let lua = new_lua(&Limits::default()).unwrap();
-        let v = eval(&lua, "t", "return {1, 2, {x = 1}, {}}").unwrap();
-        assert_eq!(from_lua_value(v).unwrap(), json!([1, 2, {"x": 1}, {}]));
-        for bad in [
-            "return {1, x = 2}",
-            "return {[1] = 1, [3] = 3}",
-            "return {f = function() end}",
-            "return 0/0",
-            "local t = {} t.t = t return t",
-        ] {
-            let v = eval(&lua, "t", bad).unwrap();
-            let e = from_lua_value(v).unwrap_err();
-            assert_eq!(e.kind, ErrorKind::Conversion, "{bad}: {e}");
-        }
     }
 }

@@ -1,5 +1,6 @@
-//! Playbook data model (`Play`, `Task`, `Action`, `Cond`, `FnRef`, `SourcePos`) plus the small
-//! Ansible-semantics helpers the runner needs (serial batches, max_fail_percentage, tags).
+//! Playbook data model (`Play`, `Task`, `Action`, `Cond`, `FnRef`, `SourcePos`) plus
+//! Ansible's tag selection. Batches and the failure budget are the fleet's
+//! (`crate::fleet::executor`).
 
 use std::fmt;
 use std::time::Duration;
@@ -7,7 +8,10 @@ use std::time::Duration;
 use mlua::{FromLuaMulti, Function, IntoLuaMulti, Lua};
 use serde_json::Value;
 
-use super::{ErrorKind, PlaybookError, sandbox};
+use super::error::{ErrorKind, PlaybookError};
+use super::modules::Module;
+use super::sandbox;
+use crate::fleet::Serial;
 
 /// A position in a Lua source file. `line == 0` means "somewhere in this file".
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -38,54 +42,6 @@ pub struct Play {
     pub vars: serde_json::Map<String, Value>,
     pub tasks: Vec<Task>,
     pub pos: SourcePos,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Serial {
-    Count(usize),
-    /// Percentage of the play's hosts, `0 < p <= 100`.
-    Percent(f64),
-}
-
-impl Serial {
-    /// Batch size for `total` hosts (Ansible: `int(pct/100 * total)`, at least 1).
-    pub fn batch_size(&self, total: usize) -> usize {
-        let n = match *self {
-            Serial::Count(n) => n,
-            // Truncation is the documented Ansible behaviour.
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-            Serial::Percent(p) => (p / 100.0 * total as f64) as usize,
-        };
-        n.max(1)
-    }
-}
-
-/// Splits `total` hosts into batch sizes following `serial` (last value repeats; empty
-/// `serial` = one batch). `serial_batches(&[Percent(30.0)], 20) == [6, 6, 6, 2]`.
-pub fn serial_batches(serial: &[Serial], total: usize) -> Vec<usize> {
-    let mut out = Vec::new();
-    let mut left = total;
-    let mut i = 0;
-    while left > 0 {
-        let size = match serial.get(i).or(serial.last()) {
-            Some(s) => s.batch_size(total).min(left),
-            None => left,
-        };
-        out.push(size);
-        left -= size;
-        i += 1;
-    }
-    out
-}
-
-impl Play {
-    /// Ansible `max_fail_percentage`: abort when `failed / batch * 100 > pct` (strictly).
-    pub fn max_fail_exceeded(&self, failed: usize, batch: usize) -> bool {
-        match self.max_fail_percentage {
-            Some(pct) if batch > 0 => failed as f64 * 100.0 / batch as f64 > pct,
-            _ => false,
-        }
-    }
 }
 
 /// One task of a play.
@@ -148,22 +104,17 @@ pub fn tags_selected(task_tags: &[String], only: &[String], skip: &[String]) -> 
 
 #[derive(Debug, Clone)]
 pub enum Action {
-    /// A module call, e.g. `mig.apply{ layout = {...} }`. `args` is the argument table as
-    /// JSON **without** the Lua functions found in it; those are in `functions`, keyed by
-    /// their dotted path inside args (`"policy"`, `"hooks.pre"`, `"layout.2"`).
-    Module {
-        name: String,
-        args: Value,
-        functions: Vec<(String, FnRef)>,
-    },
+    /// A module call, e.g. `mig.apply{ layout = {...} }`, its arguments checked and typed
+    /// when the playbook loaded.
+    Module(Module),
     /// `run = function(host) ... end`.
     Function(FnRef),
 }
 
 impl Action {
-    pub fn module_name(&self) -> Option<&str> {
+    pub fn module_name(&self) -> Option<&'static str> {
         match self {
-            Action::Module { name, .. } => Some(name),
+            Action::Module(m) => Some(m.name().as_str()),
             Action::Function(_) => None,
         }
     }
@@ -241,42 +192,6 @@ mod tests {
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
-    }
-
-    #[test]
-    fn serial_batches_follow_ansible() {
-        assert_eq!(
-            serial_batches(&[Serial::Percent(30.0)], 20),
-            vec![6, 6, 6, 2]
-        );
-        assert_eq!(
-            serial_batches(
-                &[Serial::Count(1), Serial::Count(5), Serial::Percent(20.0)],
-                20
-            ),
-            vec![1, 5, 4, 4, 4, 2]
-        );
-        assert_eq!(serial_batches(&[], 7), vec![7]);
-        assert_eq!(serial_batches(&[Serial::Percent(1.0)], 3), vec![1, 1, 1]);
-        assert!(serial_batches(&[Serial::Count(2)], 0).is_empty());
-    }
-
-    #[test]
-    fn max_fail_is_strictly_greater() {
-        let play = Play {
-            name: "p".into(),
-            hosts: "all".into(),
-            serial: vec![],
-            max_fail_percentage: Some(50.0),
-            vars: Default::default(),
-            tasks: vec![],
-            pos: SourcePos {
-                file: "f".into(),
-                line: 1,
-            },
-        };
-        assert!(!play.max_fail_exceeded(2, 4));
-        assert!(play.max_fail_exceeded(3, 4));
     }
 
     #[test]

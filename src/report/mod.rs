@@ -4,6 +4,7 @@
 pub mod exit_code;
 pub mod monitor;
 pub mod recap;
+pub mod text;
 
 use crate::error::Failure;
 use clap::ValueEnum;

@@ -1,13 +1,15 @@
 //! Shows a run as it happens. The fleet emits events; this consumes them, one of three
 //! ways chosen once: progress bars on a terminal, plain lines otherwise, JSON lines for
-//! `--output json`. It never calls back into the fleet.
+//! `--output json`. Results (banners, per-host task lines) go to stdout; progress goes to
+//! stderr. It never calls back into the fleet.
 
 use super::Output;
+use super::text::{self, Detail};
 use crate::fleet::{Event, Status};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,55 +30,201 @@ impl Mode {
     }
 }
 
+/// What to show besides the results.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Show {
+    /// `-v` count.
+    pub verbosity: u8,
+    /// `--diff`.
+    pub diff: bool,
+}
+
+/// A plain progress line for the same host at most this often: a drain can wait for
+/// minutes, and a log should not get a line a second for it.
+pub const PLAIN_PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
 /// Consumes events until the channel closes.
-pub async fn watch(mode: Mode, mut rx: UnboundedReceiver<Event>) {
-    let mut bars = Bars::new(mode == Mode::Bars);
+pub async fn watch(mode: Mode, verbosity: u8, rx: UnboundedReceiver<Event>) {
+    watch_with(
+        mode,
+        Show {
+            verbosity,
+            diff: false,
+        },
+        rx,
+    )
+    .await;
+}
+
+/// [`watch`] with all the display options.
+pub async fn watch_with(mode: Mode, show: Show, mut rx: UnboundedReceiver<Event>) {
+    let mut m = Monitor::new(mode, show);
     while let Some(e) = rx.recv().await {
-        match mode {
-            Mode::Json => {
-                if let Ok(line) = serde_json::to_string(&e) {
-                    let mut out = std::io::stdout().lock();
-                    let _ = writeln!(out, "{line}");
+        m.show(&e);
+    }
+    m.finish();
+}
+
+struct Monitor {
+    mode: Mode,
+    show: Show,
+    check: bool,
+    bars: Bars,
+    /// Plain mode: when each host last got a progress line.
+    last_plain: HashMap<String, Instant>,
+    /// Stdout went away (`| head`): stop writing to it.
+    stdout_closed: bool,
+}
+
+impl Monitor {
+    fn new(mode: Mode, show: Show) -> Monitor {
+        Monitor {
+            mode,
+            show,
+            check: false,
+            bars: Bars::new(mode == Mode::Bars),
+            last_plain: HashMap::new(),
+            stdout_closed: false,
+        }
+    }
+
+    fn detail(&self) -> Detail {
+        Detail {
+            check: self.check,
+            diff: self.show.diff,
+            verbose: self.show.verbosity > 0,
+        }
+    }
+
+    /// A result line (or lines) on stdout, above the bars.
+    fn out(&mut self, text: &str) {
+        if self.stdout_closed {
+            return;
+        }
+        let write = || {
+            let mut o = std::io::stdout().lock();
+            writeln!(o, "{text}").and_then(|()| o.flush())
+        };
+        let r = if self.mode == Mode::Bars {
+            self.bars.multi.suspend(write)
+        } else {
+            write()
+        };
+        if r.is_err() {
+            self.stdout_closed = true;
+        }
+    }
+
+    /// A progress line on stderr, above the bars.
+    fn err(&self, text: &str) {
+        if self.mode == Mode::Bars {
+            let _ = self.bars.multi.println(text);
+        } else {
+            eprintln!("{text}");
+        }
+    }
+
+    fn show(&mut self, e: &Event) {
+        if self.mode == Mode::Json {
+            if !self.stdout_closed
+                && let Ok(line) = serde_json::to_string(e)
+            {
+                self.out(&line);
+            }
+            return;
+        }
+        match e {
+            Event::Start { hosts, .. } => self.bars.total(*hosts as u64, ""),
+            Event::Batch { index, hosts } => {
+                self.bars
+                    .message(&format!("batch {} ({} hosts)", index + 1, hosts.len()));
+            }
+            Event::HostStart { host } => self.bars.host(host, "connecting"),
+            Event::HostProgress {
+                host,
+                message,
+                waiting,
+            } => {
+                self.bars.host(host, message);
+                if self.mode == Mode::Plain && *waiting {
+                    let due = self
+                        .last_plain
+                        .get(host)
+                        .is_none_or(|t| t.elapsed() >= PLAIN_PROGRESS_EVERY);
+                    if due {
+                        self.last_plain.insert(host.clone(), Instant::now());
+                        self.err(&format!("[{host}] {message}"));
+                    }
                 }
             }
-            Mode::Plain => plain(&e),
-            Mode::Bars => bars.show(&e),
+            Event::HostDone { host, outcome } => {
+                self.bars.done(host);
+                let quiet = matches!(outcome.status, Status::Ok | Status::Changed);
+                if self.mode == Mode::Plain || !quiet {
+                    self.err(&format!(
+                        "{}: [{host}] {}",
+                        text::status_word(outcome.status),
+                        outcome.message
+                    ));
+                }
+            }
+            Event::Aborted { reason, not_run } => {
+                self.out(&format!(
+                    "\nstopping: {reason}; not run: {}",
+                    not_run.join(", ")
+                ));
+            }
+            Event::PlayStart {
+                name, hosts, check, ..
+            } => {
+                self.check = *check;
+                let suffix = if *check { " [CHECK MODE]" } else { "" };
+                self.out(&format!("\n{}", text::banner("PLAY", name, suffix)));
+                if hosts.is_empty() {
+                    self.out("skipping: no hosts matched");
+                }
+            }
+            Event::TaskStart { name, hosts, .. } => {
+                self.out(&format!("\n{}", text::banner("TASK", name, "")));
+                self.bars.total(*hosts as u64, name);
+            }
+            Event::TaskResult { host, result, .. } => {
+                self.bars.done(host);
+                let detail = self.detail();
+                self.out(&text::task_result(host, result, detail));
+            }
+            Event::HostDown {
+                host,
+                status,
+                message,
+                hints,
+            } => {
+                self.bars.done(host);
+                self.out(&text::host_down(host, *status, message, hints));
+            }
+            Event::Nvml {
+                host,
+                gpu,
+                step,
+                of,
+                op,
+            } => self
+                .bars
+                .host(host, &format!("GPU {gpu}: {step}/{of} {op}")),
+            Event::AgentStderr { host, line } => {
+                if self.show.verbosity > 0 {
+                    self.err(&format!("[{host}] agent: {line}"));
+                }
+            }
         }
     }
-    bars.finish();
-}
 
-fn plain(e: &Event) {
-    let line = match e {
-        Event::Start { hosts, batches } if *batches > 1 => {
-            format!("{hosts} hosts in {batches} batches")
-        }
-        Event::Start { .. } => return,
-        Event::Batch { index, hosts } => format!("batch {}: {}", index + 1, hosts.join(", ")),
-        Event::HostStart { .. } => return,
-        Event::HostProgress { host, message } => format!("{host}: {message}"),
-        Event::HostDetail { .. } => return,
-        Event::HostDone { host, outcome } => {
-            format!("{}: [{host}] {}", word(outcome.status), outcome.message)
-        }
-        Event::Aborted { reason, not_run } => {
-            format!("stopping: {reason}; not run: {}", not_run.join(", "))
-        }
-    };
-    eprintln!("{line}");
-}
-
-fn word(s: Status) -> &'static str {
-    match s {
-        Status::Ok => "ok",
-        Status::Changed => "changed",
-        Status::Failed => "failed",
-        Status::Unreachable => "unreachable",
-        Status::Skipped => "skipping",
+    fn finish(&mut self) {
+        self.bars.finish();
     }
 }
 
-/// A line per active host under an overall bar.
+/// A line per active host under an overall bar (hidden when not on a terminal).
 struct Bars {
     multi: MultiProgress,
     total: Option<ProgressBar>,
@@ -97,61 +245,49 @@ impl Bars {
         }
     }
 
-    fn show(&mut self, e: &Event) {
-        match e {
-            Event::Start { hosts, .. } => {
-                let bar = self.multi.add(ProgressBar::new(*hosts as u64));
-                bar.set_style(
-                    ProgressStyle::with_template(
-                        "{bar:30.cyan/blue} {pos}/{len} hosts {elapsed} {msg}",
-                    )
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-                );
-                self.total = Some(bar);
-            }
-            Event::Batch { index, hosts } => {
-                if let Some(t) = &self.total {
-                    t.set_message(format!("batch {} ({} hosts)", index + 1, hosts.len()));
-                }
-            }
-            Event::HostStart { host } => {
-                let bar = self.multi.insert_from_back(1, ProgressBar::new_spinner());
-                bar.set_style(
-                    ProgressStyle::with_template("  {spinner} {prefix:.bold} {msg}")
-                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-                );
-                bar.set_prefix(host.clone());
-                bar.set_message("connecting");
-                bar.enable_steady_tick(Duration::from_millis(120));
-                self.hosts.insert(host.clone(), bar);
-            }
-            Event::HostProgress { host, message } | Event::HostDetail { host, message } => {
-                if let Some(b) = self.hosts.get(host) {
-                    b.set_message(message.clone());
-                }
-            }
-            Event::HostDone { host, outcome } => {
-                if let Some(b) = self.hosts.remove(host) {
-                    b.finish_and_clear();
-                    self.multi.remove(&b);
-                }
-                if outcome.status != Status::Ok && outcome.status != Status::Changed {
-                    let _ = self.multi.println(format!(
-                        "{}: [{host}] {}",
-                        word(outcome.status),
-                        outcome.message
-                    ));
-                }
-                if let Some(t) = &self.total {
-                    t.inc(1);
-                }
-            }
-            Event::Aborted { reason, not_run } => {
-                let _ = self.multi.println(format!(
-                    "stopping: {reason}; not run: {}",
-                    not_run.join(", ")
-                ));
-            }
+    fn total(&mut self, len: u64, message: &str) {
+        if let Some(t) = self.total.take() {
+            t.finish_and_clear();
+            self.multi.remove(&t);
+        }
+        let bar = self.multi.add(ProgressBar::new(len));
+        bar.set_style(
+            ProgressStyle::with_template("{bar:30.cyan/blue} {pos}/{len} hosts {elapsed} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.set_message(message.to_string());
+        self.total = Some(bar);
+    }
+
+    fn message(&self, message: &str) {
+        if let Some(t) = &self.total {
+            t.set_message(message.to_string());
+        }
+    }
+
+    fn host(&mut self, host: &str, message: &str) {
+        if let Some(b) = self.hosts.get(host) {
+            b.set_message(message.to_string());
+            return;
+        }
+        let bar = self.multi.insert_from_back(1, ProgressBar::new_spinner());
+        bar.set_style(
+            ProgressStyle::with_template("  {spinner} {prefix:.bold} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_prefix(host.to_string());
+        bar.set_message(message.to_string());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        self.hosts.insert(host.to_string(), bar);
+    }
+
+    fn done(&mut self, host: &str) {
+        if let Some(b) = self.hosts.remove(host) {
+            b.finish_and_clear();
+            self.multi.remove(&b);
+        }
+        if let Some(t) = &self.total {
+            t.inc(1);
         }
     }
 

@@ -1,6 +1,7 @@
 //! The recap in Ansible's shape, and the exit code it implies. Pure: counts in, text out.
 
 use super::exit_code;
+use crate::error::Failure;
 use crate::fleet::{Outcome, Status};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -47,23 +48,53 @@ impl HostStats {
 /// Per-host stats, sorted by host name as Ansible prints them.
 pub type Stats = BTreeMap<String, HostStats>;
 
-/// Stats from host outcomes: a play's outcome carries its per-task counters in
-/// `data.stats`; single-task commands (ping, facts) count one result per host.
+/// Stats of single-step commands (`ping`, `facts`): one result per host.
 pub fn from_outcomes(outcomes: &[(String, Outcome)]) -> Stats {
     let mut stats = Stats::new();
     for (host, o) in outcomes {
-        let entry = stats.entry(host.clone()).or_default();
-        match o
-            .data
-            .as_ref()
-            .and_then(|d| d.get("stats"))
-            .and_then(|s| serde_json::from_value::<HostStats>(s.clone()).ok())
-        {
-            Some(s) => entry.merge(&s),
-            None => entry.add(o.status),
-        }
+        stats.entry(host.clone()).or_default().add(o.status);
     }
     stats
+}
+
+/// The command's result for a run with these stats and exit code: an error naming the
+/// hosts that failed or were unreachable (the first few; the recap has them all).
+pub fn result(stats: &Stats, code: u8) -> Result<(), Failure> {
+    if code == exit_code::OK {
+        return Ok(());
+    }
+    let names = |pick: fn(&HostStats) -> bool| -> String {
+        let hosts: Vec<&str> = stats
+            .iter()
+            .filter(|(_, s)| pick(s))
+            .map(|(h, _)| h.as_str())
+            .collect();
+        let mut shown = hosts
+            .iter()
+            .take(10)
+            .copied()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if hosts.len() > 10 {
+            shown.push_str(&format!(" and {} more", hosts.len() - 10));
+        }
+        format!("{} host(s): {shown}", hosts.len())
+    };
+    let mut parts = Vec::new();
+    if stats.values().any(|s| s.unreachable > 0) {
+        parts.push(format!("unreachable {}", names(|s| s.unreachable > 0)));
+    }
+    if stats.values().any(|s| s.failed > 0) {
+        parts.push(format!("failed {}", names(|s| s.failed > 0)));
+    }
+    if parts.is_empty() {
+        parts.push("the run was stopped".to_string());
+    }
+    Err(Failure {
+        message: parts.join("; "),
+        hints: Vec::new(),
+        code,
+    })
 }
 
 /// `PLAY RECAP` and one line per host: the name left-justified in 26 columns, then the

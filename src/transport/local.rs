@@ -1,13 +1,13 @@
 //! Local transport (`ansible_connection=local`): runs commands as child processes straight from argv, no shell.
 
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
 use crate::transport::{
-    ExitWaiter, Output, RemoteCommand, Stream, Transport, TransportError, check_sudo,
+    ExitWaiter, Output, RemoteCommand, SharedStderr, Stream, Transport, TransportError, check_sudo,
 };
 
 /// Runs commands on the controller itself.
@@ -112,7 +112,7 @@ impl Transport for LocalTransport {
         let stdin = child.stdin.take().ok_or_else(|| missing("stdin"))?;
         let stdout = child.stdout.take().ok_or_else(|| missing("stdout"))?;
         let mut stderr_pipe = child.stderr.take().ok_or_else(|| missing("stderr"))?;
-        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let stderr: SharedStderr = Arc::default();
         let err_buf = stderr.clone();
         let host = self.host.clone();
         let task = tokio::spawn(async move {
@@ -122,7 +122,7 @@ impl Transport for LocalTransport {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
                         if let Ok(mut b) = err_buf.lock() {
-                            b.extend_from_slice(&chunk[..n]);
+                            b.push(&chunk[..n]);
                         }
                     }
                 }

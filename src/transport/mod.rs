@@ -145,11 +145,51 @@ pub struct Exit {
 /// Exit status and signal name reported by a transport's wait task.
 pub(crate) type ExitInfo = (Option<u32>, Option<String>);
 
+/// The end of a long-running process's stderr: the last [`StderrTail::CAP`] bytes, and
+/// how many bytes came in all (so a reader can ask for what is new since a mark).
+#[derive(Debug, Default)]
+pub struct StderrTail {
+    buf: Vec<u8>,
+    total: u64,
+}
+
+impl StderrTail {
+    /// An agent that writes without end must not grow the controller without end.
+    pub const CAP: usize = 64 * 1024;
+
+    pub fn push(&mut self, data: &[u8]) {
+        self.total += data.len() as u64;
+        self.buf.extend_from_slice(data);
+        if self.buf.len() > Self::CAP {
+            let cut = self.buf.len() - Self::CAP;
+            self.buf.drain(..cut);
+        }
+    }
+
+    /// Bytes received in all.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// What came after `mark` (a former [`StderrTail::total`]), as far as it is kept.
+    pub fn since(&self, mark: u64) -> &[u8] {
+        let new = usize::try_from(self.total.saturating_sub(mark)).unwrap_or(usize::MAX);
+        &self.buf[self.buf.len().saturating_sub(new)..]
+    }
+
+    pub fn all(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+/// Stderr shared between a transport's reader task and the process's owner.
+pub type SharedStderr = Arc<Mutex<StderrTail>>;
+
 /// Exit status and stderr of a spawned process, available once it ends.
 pub struct ExitWaiter {
     host: String,
     sudo: bool,
-    stderr: Arc<Mutex<Vec<u8>>>,
+    stderr: SharedStderr,
     task: JoinHandle<Result<ExitInfo, TransportError>>,
 }
 
@@ -157,7 +197,7 @@ impl ExitWaiter {
     pub(crate) fn new(
         host: &str,
         sudo: bool,
-        stderr: Arc<Mutex<Vec<u8>>>,
+        stderr: SharedStderr,
         task: JoinHandle<Result<ExitInfo, TransportError>>,
     ) -> ExitWaiter {
         ExitWaiter {
@@ -168,20 +208,40 @@ impl ExitWaiter {
         }
     }
 
-    /// Stderr collected so far.
+    /// Stderr collected so far (its last [`StderrTail::CAP`] bytes).
     pub fn stderr_so_far(&self) -> Vec<u8> {
-        self.stderr.lock().map(|b| b.clone()).unwrap_or_default()
+        self.stderr
+            .lock()
+            .map(|b| b.all().to_vec())
+            .unwrap_or_default()
+    }
+
+    /// How many stderr bytes came so far: a mark for [`ExitWaiter::stderr_since`].
+    pub fn stderr_mark(&self) -> u64 {
+        self.stderr.lock().map(|b| b.total()).unwrap_or(0)
+    }
+
+    /// Stderr that came after `mark`.
+    pub fn stderr_since(&self, mark: u64) -> Vec<u8> {
+        self.stderr
+            .lock()
+            .map(|b| b.since(mark).to_vec())
+            .unwrap_or_default()
     }
 
     /// Waits for the process to end. Stdout must be read to the end or dropped, or this may wait forever.
     /// A `sudo -n` that wanted a password is reported as [`TransportError::Sudo`].
     pub async fn wait(self) -> Result<Exit, TransportError> {
+        let stderr_buf = self.stderr.clone();
         let (status, signal) = self.task.await.map_err(|e| TransportError::Io {
             host: self.host.clone(),
             context: "waiting for process".to_string(),
             source: std::io::Error::other(e.to_string()),
         })??;
-        let stderr = self.stderr.lock().map(|b| b.clone()).unwrap_or_default();
+        let stderr = stderr_buf
+            .lock()
+            .map(|b| b.all().to_vec())
+            .unwrap_or_default();
         if self.sudo {
             check_sudo(&self.host, status, &stderr)?;
         }
@@ -322,6 +382,19 @@ impl TransportError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stderr_tail_keeps_the_end_and_counts_everything() {
+        let mut t = StderrTail::default();
+        t.push(b"abc");
+        let mark = t.total();
+        t.push(b"def");
+        assert_eq!(t.since(mark), b"def");
+        t.push(&vec![b'x'; StderrTail::CAP]);
+        assert_eq!(t.all().len(), StderrTail::CAP);
+        assert_eq!(t.total(), 6 + StderrTail::CAP as u64);
+        assert_eq!(t.since(0).len(), StderrTail::CAP, "only the kept end");
+    }
 
     #[test]
     fn quote_simple() {

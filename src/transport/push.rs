@@ -305,9 +305,23 @@ async fn attempt(
     t: &mut dyn Transport,
     builds: &AgentBuilds,
     script: &str,
+    preface: &[u8],
 ) -> Result<Attempt, TransportError> {
     let host = t.host().to_string();
     let mut stream = t.spawn(&sh(script.to_string())).await?;
+    if !preface.is_empty() {
+        // Requests for the agent ride along with the start: they wait in its stdin while
+        // the script checks the binary, so the first replies cost no extra round trip. When
+        // the script asks for an upload instead, nothing reads them and they go with it.
+        use tokio::io::AsyncWriteExt;
+        let io = |e: std::io::Error| TransportError::Io {
+            host: host.clone(),
+            context: "writing the first requests".to_string(),
+            source: e,
+        };
+        stream.stdin.write_all(preface).await.map_err(io)?;
+        stream.stdin.flush().await.map_err(io)?;
+    }
     let mut line = String::new();
     let n = stream
         .stdout
@@ -369,17 +383,19 @@ async fn attempt(
 
 /// Starts the agent on the host with as few round trips as possible: ONE exec when the agent is already there.
 /// Otherwise uploads the build for the host's `uname -m` (verifying its SHA-256 on the host and renaming it into
-/// place atomically) and starts it again.
+/// place atomically) and starts it again. `preface` (request lines) is written to the agent's stdin as soon as
+/// the start command runs, so the agent finds it waiting.
 pub async fn start_agent(
     t: &mut dyn Transport,
     builds: &AgentBuilds,
     remote_dir: &str,
     env: &[(String, String)],
     sudo: bool,
+    preface: &[u8],
 ) -> Result<Started, TransportError> {
     let host = t.host().to_string();
     let script = start_script(builds, remote_dir, env, sudo)?;
-    let arch = match attempt(t, builds, &script).await? {
+    let arch = match attempt(t, builds, &script, preface).await? {
         Attempt::Started(stream, path) => {
             return Ok(Started {
                 stream,
@@ -421,7 +437,7 @@ pub async fn start_agent(
             ),
         });
     }
-    match attempt(t, builds, &script).await? {
+    match attempt(t, builds, &script, preface).await? {
         Attempt::Started(stream, path) => Ok(Started {
             stream,
             uploaded: true,
@@ -489,7 +505,7 @@ mod tests {
         let remote = remote.to_str().unwrap();
         let env = vec![("MF_X".to_string(), "a b'c".to_string())];
         let mut t = LocalTransport::new("localhost");
-        let mut s = start_agent(&mut t, &builds, remote, &env, false)
+        let mut s = start_agent(&mut t, &builds, remote, &env, false, b"")
             .await
             .unwrap();
         assert!(s.uploaded);
@@ -498,7 +514,7 @@ mod tests {
         assert_eq!(line, "env=a b'c\n");
         drop(s.stream.stdin);
         s.stream.exit.wait().await.unwrap();
-        let s = start_agent(&mut t, &builds, remote, &env, false)
+        let s = start_agent(&mut t, &builds, remote, &env, false, b"")
             .await
             .unwrap();
         assert!(!s.uploaded);

@@ -1,14 +1,28 @@
-//! Loading playbooks: data model, policies, validation errors with positions.
+//! Loading playbooks: data model, typed module arguments, policies, validation errors
+//! with positions.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::support::lua::{Scratch, fresh};
+use crate::support::lua::Scratch;
+use migfleet::fleet::Serial;
+use migfleet::playbook::modules::target::Target;
+use migfleet::playbook::modules::{Module, ModuleName};
+use migfleet::playbook::policy::Policies;
 use migfleet::playbook::{
-    Action, Cond, ErrorKind, Play, PlaybookError, Serial, from_lua_value, load_playbook,
-    to_lua_value,
+    Action, Cond, ErrorKind, Limits, Play, PlaybookError, PlaybookSource, Shared, from_lua_value,
+    load_plays, new_state, to_lua_value,
 };
 use serde_json::{Map, Value, json};
+
+fn shared(dir: &Scratch, extra: &Map<String, Value>) -> Shared {
+    Shared {
+        policies: Arc::new(Policies::new(vec![dir.path().join("lua/policies")])),
+        configs: Default::default(),
+        extra_vars: extra.clone(),
+    }
+}
 
 fn load(dir: &Scratch, text: &str) -> (mlua::Lua, Result<Vec<Play>, PlaybookError>, String) {
     load_with(dir, text, &Map::new())
@@ -20,8 +34,9 @@ fn load_with(
     extra: &Map<String, Value>,
 ) -> (mlua::Lua, Result<Vec<Play>, PlaybookError>, String) {
     let path = dir.write("site.lua", text);
-    let lua = fresh();
-    let res = load_playbook(&lua, &path, extra, &dir.path().join("lua/policies"));
+    let lua = new_state(&Limits::default()).unwrap();
+    let res =
+        PlaybookSource::read(&path).and_then(|src| load_plays(&lua, &src, &shared(dir, extra)));
     (lua, res, path.display().to_string())
 }
 
@@ -48,7 +63,6 @@ return {
     {
       name = "apply",
       mig.apply{
-        layout = { "3g.40gb", "3g.40gb" },
         policy = function(gpu, ctx) return {gpu.index} end,
       },
       tags = {"mig", "always"},
@@ -62,9 +76,9 @@ return {
       when = function(host) return host.gpus > 0 end },
     { action = mig.mode{ enabled = true } },
     { restore{} },
-    { reboot(), tags = {"never", "reboot"} },
+    { drain{ units = "dcgm" }, tags = {"never", "reboot"} },
     { command{ argv = {"nvidia-smi", "-L"} } },
-    { mig.assert{ expect = vars.expect } },
+    { mig.assert{ layout = vars.expect } },
   },
 }
 "#;
@@ -97,14 +111,9 @@ fn single_play_with_everything() {
     assert!(t.when.is_none());
     assert_eq!(t.pos.line, 9);
     match &t.action {
-        Action::Module {
-            name,
-            args,
-            functions,
-        } => {
-            assert_eq!(name, "drain");
-            assert_eq!(args, &json!({"units": ["slurmd"]}));
-            assert!(functions.is_empty());
+        Action::Module(Module::Drain(d)) => {
+            assert_eq!(d.units, vec!["slurmd"]);
+            assert_eq!(d.timeout, Duration::from_secs(300));
         }
         other => panic!("{other:?}"),
     }
@@ -117,18 +126,13 @@ fn single_play_with_everything() {
     assert!(matches!(t.when, Some(Cond::Bool(true))));
     assert_eq!(t.pos.line, 12, "line of the mig.apply call");
     match &t.action {
-        Action::Module {
-            name,
-            args,
-            functions,
-        } => {
-            assert_eq!(name, "mig.apply");
-            assert_eq!(args, &json!({"layout": ["3g.40gb", "3g.40gb"]}));
-            assert_eq!(functions.len(), 1);
-            assert_eq!(functions[0].0, "policy");
-            assert_eq!(functions[0].1.pos.line, 14);
+        Action::Module(Module::MigApply(a)) => {
+            let Target::Policy { name: None, func } = &a.target else {
+                panic!("{:?}", a.target)
+            };
+            assert_eq!(func.pos.line, 13);
             let gpu = to_lua_value(&lua, &json!({"index": 3})).unwrap();
-            let r: mlua::Value = functions[0].1.call(&lua, (gpu, mlua::Value::Nil)).unwrap();
+            let r: mlua::Value = func.call(&lua, (gpu, mlua::Value::Nil)).unwrap();
             assert_eq!(from_lua_value(r).unwrap(), json!([3]));
         }
         other => panic!("{other:?}"),
@@ -136,7 +140,7 @@ fn single_play_with_everything() {
 
     let t = &p.tasks[2];
     assert_eq!(t.name, "check");
-    assert_eq!(t.pos.line, 21, "line of the task{{}} call");
+    assert_eq!(t.pos.line, 20, "line of the task{{}} call");
     let host = to_lua_value(&lua, &json!({"name": "gpu01", "gpus": 8})).unwrap();
     match &t.when {
         Some(Cond::Function(f)) => {
@@ -146,7 +150,7 @@ fn single_play_with_everything() {
     }
     match &t.action {
         Action::Function(f) => {
-            assert_eq!(f.pos.line, 21);
+            assert_eq!(f.pos.line, 20);
             let r: mlua::Value = f.call(&lua, host).unwrap();
             assert_eq!(from_lua_value(r).unwrap(), json!({"ok": true}));
         }
@@ -159,12 +163,20 @@ fn single_play_with_everything() {
         .collect();
     assert_eq!(
         names,
-        ["mig.mode", "restore", "reboot", "command", "mig.assert"]
+        ["mig.mode", "restore", "drain", "command", "mig.assert"]
     );
     assert_eq!(p.tasks[3].name, "mig.mode", "default name is the module");
     assert_eq!(p.tasks[5].tags, vec!["never", "reboot"]);
     match &p.tasks[7].action {
-        Action::Module { args, .. } => assert_eq!(args, &json!({"expect": ["1g.10gb"]})),
+        Action::Module(Module::MigAssert(a)) => {
+            let Some(Target::Layout(spec)) = &a.target else {
+                panic!("{:?}", a.target)
+            };
+            assert_eq!(
+                spec.for_gpu(Some("H100-80GB")).unwrap()[0].profile,
+                "1g.10gb"
+            );
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -233,10 +245,12 @@ fn policy_loads_from_policy_dir() {
            assert(policy("even") == even, "cached")
            return { hosts = "gpu", tasks = { { mig.apply{ policy = even } } } }"#,
     );
-    let Action::Module { functions, .. } = &plays[0].tasks[0].action else {
+    let Action::Module(Module::MigApply(a)) = &plays[0].tasks[0].action else {
         panic!()
     };
-    let f = &functions[0].1;
+    let Target::Policy { func: f, .. } = &a.target else {
+        panic!("{:?}", a.target)
+    };
     assert!(f.pos.file.ends_with("lua/policies/even.lua"), "{:?}", f.pos);
     assert_eq!(f.pos.line, 3);
     let ctx = to_lua_value(&lua, &json!({"slices": 3})).unwrap();
@@ -252,14 +266,21 @@ fn missing_policy_lists_available() {
     let dir = Scratch::new("nopolicy");
     dir.write("lua/policies/even.lua", POLICY);
     dir.write("lua/policies/packed.lua", POLICY);
-    let (_lua, res, file) = load(
+    let (_lua, res, _) = load(
         &dir,
         "\nlocal p = policy('balanced')\nreturn { hosts = 'x' }",
     );
+    assert!(res.is_ok(), "the built-in balanced policy: {:?}", res.err());
+    // No local `balanced`: the built-in one is found.
+    let (_lua, res, file) = load(
+        &dir,
+        "\nlocal p = policy('balancd')\nreturn { hosts = 'x' }",
+    );
     let e = res.unwrap_err();
     assert!(
-        e.message.contains("policy 'balanced' not found")
-            && e.message.contains("(available: even, packed)"),
+        e.message
+            .contains("policy 'balancd' not found (did you mean 'balanced'?)")
+            && e.message.contains("available: balanced, by-model, even,"),
         "{e}"
     );
     assert_eq!(e.location(), format!("{file}:2"));
@@ -272,7 +293,8 @@ fn missing_policy_lists_available() {
     let (_lua, res, _) = load(&dir, "policy('table') return { hosts = 'x' }");
     let e = res.unwrap_err();
     assert!(
-        e.message.contains("must return a function, got table"),
+        e.message
+            .contains("must return a function(gpu, ctx), got table"),
         "{e}"
     );
     assert!(e.location().ends_with("table.lua"), "{e}");
@@ -293,14 +315,18 @@ fn unknown_task_key_reports_task_line() {
   hosts = "gpu",
   tasks = {
     { name = "ok", restore{} },
-    { name = "typo", reboot{},
+    { name = "typo", restore{},
       retires = 3 },
   },
 }"#,
     );
     assert_eq!(e.kind, ErrorKind::Invalid);
     assert_eq!(e.location(), format!("{file}:5"));
-    assert!(e.message.contains("unknown task key 'retires'"), "{e}");
+    assert!(
+        e.message
+            .contains("unknown task key 'retires' (did you mean 'retries'?)"),
+        "{e}"
+    );
     assert!(e.message.contains("expected one of: name, when"), "{e}");
 }
 
@@ -339,7 +365,7 @@ fn validation_errors() {
             2,
         ),
         (
-            "return { hosts = 'a', tasks = {\n { restore{}, action = reboot{} } } }",
+            "return { hosts = 'a', tasks = {\n { restore{}, action = restore{} } } }",
             "exactly one module call",
             2,
         ),
@@ -369,13 +395,13 @@ fn validation_errors() {
             2,
         ),
         (
-            "return { hosts = 'a', tasks = {\n { restore{}, reboot{} } } }",
+            "return { hosts = 'a', tasks = {\n { restore{}, restore{} } } }",
             "unexpected entry [2]",
             2,
         ),
         (
             "return { hosts = 'a', tasks = {\n { command{ argv = {1, x = 2} } } } }",
-            "mixes list entries",
+            "`argv` must be a list of strings",
             2,
         ),
         (
@@ -465,12 +491,13 @@ fn each_host_loads_into_its_own_state() {
         r#"counter = (counter or 0) + 1
            return { hosts = "a", vars = { counter = counter } }"#,
     );
-    let pdir = dir.path().join("lua/policies");
-    let a = fresh();
-    let b = fresh();
-    let pa = load_playbook(&a, &path, &Map::new(), &pdir).unwrap();
-    let pa2 = load_playbook(&a, &path, &Map::new(), &pdir).unwrap();
-    let pb = load_playbook(&b, &path, &Map::new(), &pdir).unwrap();
+    let src = PlaybookSource::read(&path).unwrap();
+    let shared = shared(&dir, &Map::new());
+    let a = new_state(&Limits::default()).unwrap();
+    let b = new_state(&Limits::default()).unwrap();
+    let pa = load_plays(&a, &src, &shared).unwrap();
+    let pa2 = load_plays(&a, &src, &shared).unwrap();
+    let pb = load_plays(&b, &src, &shared).unwrap();
     // Every load gets a fresh environment: nothing carries over, not even in one state.
     for p in [&pa, &pa2, &pb] {
         assert_eq!(p[0].vars["counter"], json!(1));
@@ -479,18 +506,159 @@ fn each_host_loads_into_its_own_state() {
 
 #[test]
 fn missing_playbook_is_io_error() {
-    let lua = fresh();
-    let e = load_playbook(
-        &lua,
-        Path::new("/nonexistent/site.lua"),
-        &Map::new(),
-        Path::new("/x"),
-    )
-    .unwrap_err();
+    let e = PlaybookSource::read(Path::new("/nonexistent/site.lua")).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Io);
     assert!(
         e.to_string()
             .starts_with("/nonexistent/site.lua: cannot read playbook"),
         "{e}"
     );
+}
+
+#[test]
+fn module_arguments_are_checked_when_the_playbook_loads() {
+    let dir = Scratch::new("args");
+    dir.write(
+        "lua/policies/broken.lua",
+        "return function(gpu)\n  return {\nend\n",
+    );
+    let cases: &[(&str, &str)] = &[
+        (
+            "drain{ unit = {'dcgm'} }",
+            "drain: unknown argument `unit` (did you mean `units`?); it takes: units, gpus, timeout, signal, systemctl",
+        ),
+        (
+            "mig.apply{ polcy = 'balanced' }",
+            "mig.apply: unknown argument `polcy` (did you mean `policy`?)",
+        ),
+        ("mig.apply{}", "give one of layout"),
+        (
+            "mig.apply{ layout = {'3g.40gb'}, policy = 'balanced' }",
+            "give only one of layout, policy, mig_parted (found layout and policy)",
+        ),
+        (
+            "mig.apply{ policy = 'no-such-policy' }",
+            "policy 'no-such-policy' not found",
+        ),
+        (
+            "mig.apply{ policy = 'broken' }",
+            "broken.lua:3: unexpected symbol",
+        ),
+        (
+            "mig.apply{ layout = {'3g.40bg'} }",
+            "not a MIG profile name",
+        ),
+        (
+            "mig.apply{ layout = { ['H100-80GB'] = {'1g.5gb'} } }",
+            "does not exist on H100-80GB",
+        ),
+        (
+            "mig.apply{ layout = {'1g.10gb'}, on_busy = 'skip' }",
+            "`on_busy` must be one of \"skip_gpu\" or \"fail_host\"",
+        ),
+        (
+            "mig.apply{ layout = {'1g.10gb'}, reset = false }",
+            "`reset` only applies with mig_parted",
+        ),
+        (
+            "mig.apply{ mig_parted = { file = 'nowhere.yaml' } }",
+            "cannot read nowhere.yaml",
+        ),
+        ("mig.mode{ enable = true }", "did you mean `enabled`?"),
+        (
+            "mig.mode{}",
+            "mig.mode needs enabled = true or enabled = false",
+        ),
+        (
+            "mig.mode{ enabled = 'yes' }",
+            "`enabled` must be true or false, got \"yes\"",
+        ),
+        (
+            "mig.mode{ enabled = true, gpus = 0 }",
+            "`gpus` must be a list of GPU indices",
+        ),
+        ("mig.assert{}", "mig.assert needs something to check"),
+        ("drain{ signal = 'STOP' }", "`signal` must be one of TERM"),
+        (
+            "drain{ timeout = -1 }",
+            "`timeout` must be a positive number of seconds",
+        ),
+        (
+            "command{ argv = 'rm -rf /' }",
+            "`argv` must be a list of strings",
+        ),
+        ("restore{ systemctl = {} }", "must name a program"),
+    ];
+    for (call, needle) in cases {
+        let (_lua, res, file) = load(
+            &dir,
+            &format!("return {{ hosts = 'a', tasks = {{\n  {{ name = 't', {call} }} }} }}"),
+        );
+        let e = res.expect_err(call);
+        assert!(e.to_string().contains(needle), "{call}: {e}");
+        if !needle.contains(".lua:") {
+            assert_eq!(e.location(), format!("{file}:2"), "{call}: {e}");
+        }
+    }
+}
+
+#[test]
+fn modules_that_do_not_exist_are_refused_with_the_closest_name() {
+    for (src, needle) in [
+        (
+            "return { hosts = 'a', tasks = { { reboot{} } } }",
+            "no reboot module yet",
+        ),
+        (
+            "return { hosts = 'a', tasks = { { dran{} } } }",
+            "did you mean `drain`?",
+        ),
+        (
+            "return { hosts = 'a', tasks = { { mig.aply{} } } }",
+            "did you mean `apply`?",
+        ),
+    ] {
+        let (e, _) = load_err(src);
+        assert!(e.message.contains(needle), "{src}: {e}");
+    }
+}
+
+#[test]
+fn the_luals_annotations_declare_exactly_the_modules() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("lua/types/migfleet.lua"),
+    )
+    .unwrap();
+    let declared: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("function "))
+        .filter_map(|l| l.split('(').next())
+        .map(str::to_string)
+        .collect();
+    let helpers = ["mig.layouts", "mig.pack", "policy"];
+    let mut modules: Vec<&str> = declared
+        .iter()
+        .map(String::as_str)
+        .filter(|d| !helpers.contains(d))
+        .collect();
+    modules.sort_unstable();
+    let mut want: Vec<&str> = ModuleName::ALL.iter().map(|m| m.as_str()).collect();
+    want.sort_unstable();
+    assert_eq!(modules, want);
+    // Every argument a module takes is annotated.
+    for m in ModuleName::ALL {
+        let line = text
+            .lines()
+            .zip(text.lines().skip(1))
+            .find(|(_, next)| next.starts_with(&format!("function {}(", m.as_str())))
+            .map(|(l, _)| l)
+            .unwrap_or_else(|| panic!("no @param line before {}", m.as_str()));
+        for key in m.keys() {
+            assert!(
+                line.contains(&format!("{key}?:")) || line.contains(&format!("{key}:")),
+                "{}: {key} missing in {line}",
+                m.as_str()
+            );
+        }
+    }
 }

@@ -171,13 +171,12 @@ fn check_mode_prints_the_plan_and_changes_nothing() {
     let before: Vec<String> = (0..2).map(|h| lab.state(h).to_string()).collect();
     let r = lab.run("playbooks/training.lua", &["--check"]);
     assert_eq!(r.code, 0, "{}", r.shown);
+    assert!(r.stdout.contains("[CHECK MODE]"), "{}", r.shown);
     assert!(
-        r.stdout.contains("PLAN (nothing was changed)"),
-        "{}",
-        r.shown
-    );
-    assert!(
-        r.stdout.contains("mig.mode: GPUs [0, 1] -> MIG on"),
+        r.stdout.contains(&format!(
+            "changed: [{}] => GPU 0-1: MIG off -> on (GPU reset)",
+            lab.hosts[1].tag
+        )),
         "{}",
         r.shown
     );
@@ -197,7 +196,13 @@ fn check_mode_prints_the_plan_and_changes_nothing() {
         &["--check", "--diff", "-e", "hosts=hopper"],
     );
     assert!(r.stdout.contains("create GI #0 2g.20gb"), "{}", r.shown);
-    assert!(r.stdout.contains("GPU 0 before: 7g.80gb@0"), "{}", r.shown);
+    assert!(
+        r.stdout.contains(
+            "GPU 0-1: 7g.80gb@0 -> 2g.20gb@0 1g.10gb@2 1g.10gb@3 3g.40gb@4 (1 destroyed, 4 created)"
+        ),
+        "{}",
+        r.shown
+    );
     assert_eq!(
         lab.layout(0),
         vec![vec![0], vec![0]],
@@ -331,7 +336,7 @@ fn list_and_syntax_options_stop_before_running() {
     let r = lab.run("playbooks/inference.lua", &["--list-tasks"]);
     assert_eq!(r.code, 0, "{}", r.shown);
     assert!(
-        r.stdout.contains("Stop GPU clients  TAGS: [drain]"),
+        r.stdout.contains("Stop GPU clients\tTAGS: [drain]"),
         "{}",
         r.shown
     );

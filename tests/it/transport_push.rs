@@ -76,8 +76,9 @@ async fn push_once_then_reuse_then_repair() {
     let remote = remote.to_str().unwrap();
     let env = vec![("MF_TOKEN".to_string(), "t0k$(en)".to_string())];
 
-    // 1st start: uploads
-    let mut s = start_agent(&mut t, &builds, remote, &env, false)
+    // 1st start: uploads. The preface (requests sent with the start) reaches the agent
+    // once, although the first attempt found no agent and asked for the upload.
+    let mut s = start_agent(&mut t, &builds, remote, &env, false, b"{\"early\":1}\n")
         .await
         .unwrap();
     assert!(s.uploaded);
@@ -86,6 +87,9 @@ async fn push_once_then_reuse_then_repair() {
     let mut line = String::new();
     s.stream.stdout.read_line(&mut line).await.unwrap();
     assert_eq!(line, "ready t0k$(en)\n");
+    line.clear();
+    s.stream.stdout.read_line(&mut line).await.unwrap();
+    assert_eq!(line, "{\"early\":1}\n");
     s.stream
         .stdin
         .write_all(b"{\"op\":\"ping\"}\n")
@@ -106,7 +110,7 @@ async fn push_once_then_reuse_then_repair() {
 
     // 2nd start: nothing uploaded, same file (inode + mtime)
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    let s = start_agent(&mut t, &builds, remote, &env, false)
+    let s = start_agent(&mut t, &builds, remote, &env, false, b"")
         .await
         .unwrap();
     assert!(!s.uploaded);
@@ -122,7 +126,7 @@ async fn push_once_then_reuse_then_repair() {
         .await
         .unwrap();
     assert!(out.success());
-    let mut s = start_agent(&mut t, &builds, remote, &env, false)
+    let mut s = start_agent(&mut t, &builds, remote, &env, false, b"")
         .await
         .unwrap();
     assert!(s.uploaded);
@@ -159,7 +163,7 @@ async fn push_into_home_relative_dir() {
         &mut t,
         vec![("HOME".to_string(), home.to_str().unwrap().to_string())],
     );
-    let mut s = start_agent(&mut w, &builds, &remote, &env, false)
+    let mut s = start_agent(&mut w, &builds, &remote, &env, false, b"")
         .await
         .unwrap();
     assert!(s.uploaded);
@@ -185,7 +189,7 @@ async fn unknown_arch_errors_clearly() {
     ]);
     let mut t = conn(&host).await;
     let remote = host.remote_dir().join("a");
-    let err = start_agent(&mut t, &builds, remote.to_str().unwrap(), &[], false)
+    let err = start_agent(&mut t, &builds, remote.to_str().unwrap(), &[], false, b"")
         .await
         .err()
         .expect("must fail");
@@ -221,7 +225,7 @@ async fn failed_upload_reports_cause() {
     let blocker = host.remote_dir().join("file");
     std::fs::write(&blocker, "x").unwrap();
     let remote = blocker.join("agents");
-    let err = start_agent(&mut t, &builds, remote.to_str().unwrap(), &[], false)
+    let err = start_agent(&mut t, &builds, remote.to_str().unwrap(), &[], false, b"")
         .await
         .err()
         .expect("must fail");
@@ -258,7 +262,7 @@ async fn sudo_paths() {
         .status()
         .unwrap();
     let mut w = WithEnv(&mut t, path(&bin));
-    let err = start_agent(&mut w, &builds, remote, &env, true)
+    let err = start_agent(&mut w, &builds, remote, &env, true, b"")
         .await
         .err()
         .expect("must fail");
@@ -275,7 +279,7 @@ async fn sudo_paths() {
         "#!/bin/sh\n[ \"$1\" = -n ] && shift\n[ \"$1\" = -- ] && shift\nexec \"$@\"\n",
     )
     .unwrap();
-    let mut s = start_agent(&mut w, &builds, remote, &env, true)
+    let mut s = start_agent(&mut w, &builds, remote, &env, true, b"")
         .await
         .unwrap();
     let mut line = String::new();

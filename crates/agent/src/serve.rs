@@ -143,8 +143,12 @@ impl Agent {
         match &req.op {
             Op::Hello => Ok(Reply::Hello(ops::hello::hello())),
             Op::Facts => Ok(Reply::Facts(ops::facts::facts(self.session(lib)?)?)),
-            Op::SetMigMode { gpus, enabled } => Ok(Reply::SetMigMode {
-                gpus: ops::mode::set_mig_mode(self.session(lib)?, gpus, *enabled)?,
+            Op::SetMigMode {
+                gpus,
+                enabled,
+                on_busy,
+            } => Ok(Reply::SetMigMode {
+                gpus: ops::mode::set_mig_mode(self.session(lib)?, gpus, *enabled, *on_busy)?,
             }),
             Op::ResetGpus { gpus, command } => {
                 let bus_ids = ops::mode::bus_ids(self.session(lib)?, gpus)?;
@@ -163,15 +167,19 @@ impl Agent {
                 gpus,
                 dry_run,
                 allow_destroy_in_use,
-            } => Ok(Reply::Apply {
-                gpus: ops::apply::apply(
-                    self.session(lib)?,
-                    gpus,
-                    *dry_run,
-                    *allow_destroy_in_use,
-                    emit,
-                )?,
-            }),
+                on_busy,
+                assume,
+            } => {
+                let opts = ops::apply::Options {
+                    dry_run: *dry_run,
+                    allow_destroy_in_use: *allow_destroy_in_use,
+                    on_busy: *on_busy,
+                    assume,
+                };
+                Ok(Reply::Apply {
+                    gpus: ops::apply::apply(self.session(lib)?, gpus, &opts, emit)?,
+                })
+            }
             Op::Drain {
                 units,
                 gpus,

@@ -10,7 +10,14 @@ use migfleet_mig::plan::Op as NvmlOp;
 use serde::{Deserialize, Serialize};
 
 /// Bumped on any incompatible change; `hello` reports it and the controller checks it.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// 2: per-GPU outcomes (`blocked`) and `on_busy` for `apply` and `set_mig_mode`; `apply`
+/// reports placed instances before and after and takes `assume` for dry runs.
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// The longest reply line the controller reads from the agent; a longer one is a protocol
+/// error, not an allocation without end. Facts of 8 GPUs with 7 instances each are about
+/// 60 KiB.
+pub const MAX_REPLY_LINE_BYTES: usize = 16 << 20;
 
 /// The longest request line the agent reads; longer lines are refused, not buffered.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
@@ -60,6 +67,10 @@ pub enum Op {
         #[serde(default)]
         gpus: Vec<u32>,
         enabled: bool,
+        /// When turning MIG off, GPUs whose instances have processes: skip them (their
+        /// result says why) or change no GPU at all.
+        #[serde(default)]
+        on_busy: OnBusy,
     },
     /// Reset exactly the listed GPUs with `command` (argv; `{bus_ids}` in an argument is
     /// replaced by the comma-separated PCI bus ids). Default:
@@ -79,6 +90,14 @@ pub enum Op {
         /// they run). Off unless asked for.
         #[serde(default)]
         allow_destroy_in_use: bool,
+        /// GPUs whose plan would destroy an instance in use: skip them (their result says
+        /// why) and change the others, or change no GPU at all.
+        #[serde(default)]
+        on_busy: OnBusy,
+        /// Dry runs only: plan the listed GPUs from these instances instead of what NVML
+        /// reports (check mode: the state earlier tasks would have left).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        assume: Vec<AssumedGpu>,
     },
     /// Stop the listed systemd units that are active (remembering them), then wait until
     /// no compute process remains on the listed GPUs.
@@ -111,6 +130,81 @@ pub enum Op {
 
 fn default_drain_timeout() -> u64 {
     300
+}
+
+/// What a request does about GPUs that instances in use keep from changing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnBusy {
+    /// Change the other GPUs; the blocked ones come back with [`Blocked`] set.
+    #[default]
+    SkipGpu,
+    /// Change nothing on any GPU: an `in_use` error naming every blocker.
+    FailHost,
+}
+
+impl OnBusy {
+    /// The spelling in requests and playbooks.
+    pub fn name(self) -> &'static str {
+        match self {
+            OnBusy::SkipGpu => "skip_gpu",
+            OnBusy::FailHost => "fail_host",
+        }
+    }
+
+    pub const NAMES: [&'static str; 2] = ["skip_gpu", "fail_host"];
+
+    pub fn from_name(name: &str) -> Option<OnBusy> {
+        match name {
+            "skip_gpu" => Some(OnBusy::SkipGpu),
+            "fail_host" => Some(OnBusy::FailHost),
+            _ => None,
+        }
+    }
+}
+
+/// A GPU's instances as a dry run should assume them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssumedGpu {
+    pub index: u32,
+    pub instances: Vec<PlacedInstance>,
+}
+
+/// A GPU instance at its placement, with its compute instances' sizes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlacedInstance {
+    /// The GI id, for instances that exist (or, in a dry run, would still exist).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gi_id: Option<u32>,
+    pub profile: String,
+    pub start: u8,
+    /// Compute-instance sizes (compute slices), largest first.
+    pub cis: Vec<u8>,
+    /// Some compute instance of it has processes.
+    #[serde(default)]
+    pub busy: bool,
+    /// How people read it: `3g.40gb@4`, `3g.40gb@4[2c,1c]`.
+    #[serde(default)]
+    pub label: String,
+}
+
+/// Why a GPU was left as it was: instances in use stand in the way.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Blocked {
+    /// For people: the instances, their processes, and what to do.
+    pub message: String,
+    pub instances: Vec<BusyInstance>,
+}
+
+/// An instance in use that a change would have to destroy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BusyInstance {
+    pub gi_id: u32,
+    /// `3g.40gb@4`.
+    pub label: String,
+    pub pids: Vec<u32>,
 }
 
 impl Op {
@@ -338,15 +432,27 @@ pub struct ModeResult {
     /// The mode did not change yet: a GPU reset (Ampere) or reboot is needed.
     pub needs_reset: bool,
     pub changed: bool,
+    /// Instances destroyed to turn MIG off.
+    #[serde(default)]
+    pub destroyed: usize,
+    /// Set when the GPU was skipped because instances in use stand in the way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<Blocked>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ApplyResult {
     pub index: u32,
+    /// The NVML operations carried out (or, in a dry run, planned), in order.
     pub ops: Vec<NvmlOp>,
     pub changed: bool,
-    /// The layout afterwards (or, in a dry run, that the plan leads to).
-    pub after: Vec<String>,
+    /// The instances before, by placement.
+    pub before: Vec<PlacedInstance>,
+    /// The instances afterwards (or, in a dry run, those the plan leads to), by placement.
+    pub after: Vec<PlacedInstance>,
+    /// Set when the GPU was left alone because instances in use stand in the way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<Blocked>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -427,6 +533,7 @@ mod tests {
             gpus,
             dry_run,
             allow_destroy_in_use,
+            ..
         } = &req.op
         else {
             panic!("not apply: {req:?}");

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use russh::keys::{PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
@@ -11,7 +11,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::known_hosts::{KnownHosts, Verdict, fingerprint, known_hosts_line};
 use crate::transport::{
-    ExitWaiter, Output, RemoteCommand, Stream, Transport, TransportError, check_sudo,
+    ExitWaiter, Output, RemoteCommand, SharedStderr, Stream, Transport, TransportError, check_sudo,
 };
 
 /// Connection settings shared by all hosts.
@@ -430,7 +430,7 @@ impl Transport for SshTransport {
         let (mut rd, wr) = ch.split();
         let stdin = wr.make_writer();
         let (mut out_w, out_r) = tokio::io::duplex(64 * 1024);
-        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let stderr: SharedStderr = Arc::default();
         let err_buf = stderr.clone();
         let handle = self.handle.clone();
         let host = self.target.host.clone();
@@ -446,7 +446,7 @@ impl Transport for SshTransport {
                     }
                     ChannelMsg::ExtendedData { data, ext: 1 } => {
                         if let Ok(mut b) = err_buf.lock() {
-                            b.extend_from_slice(&data);
+                            b.push(&data);
                         }
                     }
                     ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),

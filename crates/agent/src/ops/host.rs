@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 const STOPPED_FILE: &str = "drained-units";
 
+/// How often a drain that waits for the same processes says so.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
 fn state_dir() -> PathBuf {
     std::env::var_os(ENV_STATE_DIR)
         .map_or_else(|| PathBuf::from("/var/lib/migfleet"), PathBuf::from)
@@ -91,6 +94,7 @@ pub fn drain(
     let indices = session.indices(gpus)?;
     let started = Instant::now();
     let mut signalled = Vec::new();
+    let mut last_said: Option<(usize, Instant)> = None;
     loop {
         let mut pids = Vec::new();
         for i in &indices {
@@ -124,9 +128,21 @@ pub fn drain(
                 ),
             ));
         }
-        emit(Event::Progress {
-            message: format!("waiting for {} GPU process(es) to end", pids.len()),
-        });
+        // Say so when the count changes, and every 10 s while it does not: the wait can
+        // last minutes and every event is a line over SSH.
+        if last_said.is_none_or(|(n, at): (usize, Instant)| {
+            n != pids.len() || at.elapsed() >= PROGRESS_EVERY
+        }) {
+            emit(Event::Progress {
+                message: format!(
+                    "waiting for {} GPU process(es) to end ({}s of {}s)",
+                    pids.len(),
+                    started.elapsed().as_secs(),
+                    timeout.as_secs()
+                ),
+            });
+            last_said = Some((pids.len(), Instant::now()));
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
     Ok(DrainResult {

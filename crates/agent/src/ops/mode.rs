@@ -2,19 +2,114 @@
 //! whose change is pending (never every GPU of the node).
 
 use crate::error::{AgentError, Result};
-use crate::nvml::{self, Session};
-use migfleet_mig::plan::plan;
-use migfleet_proto::{ErrorKind, ModeResult};
+use crate::nvml::{self, HostModel, Session};
+use migfleet_mig::plan::{Op, PlanError, plan};
+use migfleet_proto::{Blocked, BusyInstance, ErrorKind, ModeResult, OnBusy};
 
-pub fn set_mig_mode(session: &Session, gpus: &[u32], enabled: bool) -> Result<Vec<ModeResult>> {
+pub fn set_mig_mode(
+    session: &Session,
+    gpus: &[u32],
+    enabled: bool,
+    on_busy: OnBusy,
+) -> Result<Vec<ModeResult>> {
+    // Turning MIG off destroys every instance first: find the GPUs where one is in use
+    // before anything changes, so `fail_host` can leave the whole host as it was.
+    let indices = session.indices(gpus)?;
+    let mut clears = Vec::with_capacity(indices.len());
+    for &index in &indices {
+        clears.push(clear_plan(session, index, enabled).map_err(|e| e.on_gpu(index))?);
+    }
+    let blocked: Vec<String> = indices
+        .iter()
+        .zip(&clears)
+        .filter_map(|(i, c)| match c {
+            Clear::Blocked(b) => Some(format!("GPU {i}: {}", b.message)),
+            _ => None,
+        })
+        .collect();
+    if on_busy == OnBusy::FailHost && !blocked.is_empty() {
+        return Err(AgentError::new(
+            ErrorKind::InUse,
+            format!(
+                "nothing was changed (on_busy = fail_host): {}",
+                blocked.join("; ")
+            ),
+        ));
+    }
     let mut out = Vec::new();
-    for index in session.indices(gpus)? {
-        out.push(set_one(session, index, enabled).map_err(|e| e.on_gpu(index))?);
+    for (index, clear) in indices.into_iter().zip(clears) {
+        out.push(set_one(session, index, enabled, clear).map_err(|e| e.on_gpu(index))?);
     }
     Ok(out)
 }
 
-fn set_one(session: &Session, index: u32, enabled: bool) -> Result<ModeResult> {
+/// What turning MIG off must destroy first on one GPU.
+enum Clear {
+    /// Nothing to destroy (MIG stays or goes on, or the GPU has no instances).
+    Nothing,
+    /// These operations destroy every instance.
+    Plan(HostModel, Vec<Op>),
+    /// Instances in use stand in the way.
+    Blocked(Blocked),
+}
+
+fn clear_plan(session: &Session, index: u32, enabled: bool) -> Result<Clear> {
+    let dev = session.device(index)?;
+    let Some(mode) = nvml::mig_mode(&dev, index)? else {
+        return Ok(Clear::Nothing);
+    };
+    if enabled || !mode.current {
+        return Ok(Clear::Nothing);
+    }
+    let pci = dev
+        .pci_info()
+        .map_err(|e| AgentError::nvml(format!("PCI info: {e}")))?;
+    let host = nvml::host_model(session, &dev, index, (pci.pci_device_id >> 16) as u16)?;
+    let (gis, _) = nvml::instances(session, &dev, index, &host)?;
+    if gis.is_empty() {
+        return Ok(Clear::Nothing);
+    }
+    let current = nvml::current(&gis);
+    match plan(host.model, &current, &[]) {
+        Ok(p) => Ok(Clear::Plan(host, p.ops)),
+        Err(PlanError::InUse { blockers }) => {
+            let instances: Vec<BusyInstance> = blockers
+                .iter()
+                .map(|b| BusyInstance {
+                    gi_id: b.gi_id,
+                    label: b.instance.clone(),
+                    pids: gis
+                        .iter()
+                        .filter(|g| g.gi_id == b.gi_id)
+                        .flat_map(|g| g.cis.iter().flat_map(|c| c.processes.iter().map(|p| p.pid)))
+                        .collect(),
+                })
+                .collect();
+            let named: Vec<String> = instances
+                .iter()
+                .map(|i| {
+                    let pids: Vec<String> = i.pids.iter().map(u32::to_string).collect();
+                    format!(
+                        "{} (GI {}) has processes {}",
+                        i.label,
+                        i.gi_id,
+                        pids.join(", ")
+                    )
+                })
+                .collect();
+            Ok(Clear::Blocked(Blocked {
+                message: format!(
+                    "cannot turn MIG off while instances are in use: {}",
+                    named.join("; ")
+                ),
+                instances,
+            }))
+        }
+        Err(e) => Err(AgentError::invalid(e.to_string())),
+    }
+}
+
+fn set_one(session: &Session, index: u32, enabled: bool, clear: Clear) -> Result<ModeResult> {
     let dev = session.device(index)?;
     let Some(before) = nvml::mig_mode(&dev, index)? else {
         return Err(AgentError::invalid(format!(
@@ -22,73 +117,48 @@ fn set_one(session: &Session, index: u32, enabled: bool) -> Result<ModeResult> {
             dev.name().unwrap_or_else(|_| "this GPU".into())
         )));
     };
+    let unchanged = |blocked| ModeResult {
+        index,
+        current: before.current,
+        pending: before.pending,
+        needs_reset: false,
+        changed: false,
+        destroyed: 0,
+        blocked,
+    };
     if before.current == enabled && before.pending == enabled {
-        return Ok(ModeResult {
-            index,
-            current: before.current,
-            pending: before.pending,
-            needs_reset: false,
-            changed: false,
-        });
+        return Ok(unchanged(None));
     }
-    if !enabled && before.current {
-        clear_instances(session, &dev, index)?;
+    let mut destroyed = 0;
+    match clear {
+        Clear::Blocked(b) => return Ok(unchanged(Some(b))),
+        Clear::Plan(host, ops) => {
+            let mut new_ids = Default::default();
+            for op in &ops {
+                nvml::execute(session, &dev, &host, op, &mut new_ids)?;
+                if matches!(op, Op::DestroyGi { .. }) {
+                    destroyed += 1;
+                }
+            }
+        }
+        Clear::Nothing => {}
     }
-    let activation = dev
-        .set_mig_mode(enabled)
+    // The activation status the driver returns says whether it could switch now; what
+    // counts is the mode afterwards: still not `enabled` means the change is pending (an
+    // Ampere GPU waiting for a reset, clients holding the GPU) and the caller decides on
+    // reset or reboot.
+    dev.set_mig_mode(enabled)
         .map_err(|e| AgentError::nvml(format!("set MIG mode: {e}")))?;
     let after = nvml::mig_mode(&dev, index)?.unwrap_or(before);
-    if activation != 0 && after.current != enabled {
-        // The driver could not activate now (clients hold the GPU, or no reset is
-        // available); the change stays pending and the caller decides on reset or reboot.
-        return Ok(ModeResult {
-            index,
-            current: after.current,
-            pending: after.pending,
-            needs_reset: true,
-            changed: true,
-        });
-    }
     Ok(ModeResult {
         index,
         current: after.current,
         pending: after.pending,
         needs_reset: after.current != enabled,
         changed: true,
+        destroyed,
+        blocked: None,
     })
-}
-
-/// Destroys every instance before MIG is switched off, refusing when one is in use.
-fn clear_instances(
-    session: &Session,
-    dev: &nvml_wrapper::device::Device,
-    index: u32,
-) -> Result<()> {
-    let pci = dev
-        .pci_info()
-        .map_err(|e| AgentError::nvml(format!("PCI info: {e}")))?;
-    let host = nvml::host_model(session, dev, index, (pci.pci_device_id >> 16) as u16)?;
-    let (gis, _) = nvml::instances(session, dev, index, &host)?;
-    let current = nvml::current(&gis);
-    let p = plan(host.model, &current, &[]).map_err(|e| {
-        let pids: Vec<String> = gis
-            .iter()
-            .flat_map(|g| {
-                g.cis
-                    .iter()
-                    .flat_map(|c| c.processes.iter().map(|p| p.pid.to_string()))
-            })
-            .collect();
-        AgentError::new(
-            ErrorKind::InUse,
-            format!("cannot turn MIG off: {e}; PIDs {}", pids.join(", ")),
-        )
-    })?;
-    let mut new_ids = Default::default();
-    for op in &p.ops {
-        nvml::execute(session, dev, &host, op, &mut new_ids)?;
-    }
-    Ok(())
 }
 
 /// The PCI bus ids of the listed GPUs, for the reset command.
@@ -150,6 +220,8 @@ pub fn modes(session: &Session, gpus: &[u32]) -> Result<Vec<ModeResult>> {
                 pending: m.pending,
                 needs_reset: m.current != m.pending,
                 changed: true,
+                destroyed: 0,
+                blocked: None,
             })
         })
         .collect()

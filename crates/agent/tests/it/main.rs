@@ -386,14 +386,10 @@ fn applying_layouts_uses_the_fewest_nvml_calls_on_every_model() {
     }
 }
 
-#[test]
-fn instances_in_use_are_never_destroyed_and_the_error_names_pids() {
-    let host = Host::new("inuse", &[("H100-80GB", 1)]);
-    let mut agent = host.agent();
-    agent.enable(&host, &[0]);
-    agent.call(apply_req(0, &["3g.40gb", "3g.40gb"])).ok();
+/// Puts a process with `pid` on the first instance of `gpu`; returns that GI's id.
+fn make_busy(host: &Host, agent: &mut Agent, gpu: usize, pid: &str) -> Value {
     let f = agent.facts();
-    let gi = &f["gpus"][0]["mig"]["instances"][0];
+    let gi = &f["gpus"][gpu]["mig"]["instances"][0];
     let (gi_id, ci_id) = (gi["gi_id"].to_string(), gi["cis"][0]["ci_id"].to_string());
     host.sim_ok(&[
         "process",
@@ -401,36 +397,90 @@ fn instances_in_use_are_never_destroyed_and_the_error_names_pids() {
         "--state",
         host.state(),
         "--gpu",
-        "0",
+        &gpu.to_string(),
         "--gi",
         &gi_id,
         "--ci",
         &ci_id,
         "--pid",
-        "4242",
+        pid,
         "--mem",
         "1000",
     ]);
+    gi["gi_id"].clone()
+}
 
+#[test]
+fn instances_in_use_are_never_destroyed_and_block_only_their_gpu() {
+    let host = Host::new("inuse", &[("H100-80GB", 2)]);
+    let mut agent = host.agent();
+    agent.enable(&host, &[0, 1]);
+    for gpu in [0, 1] {
+        agent.call(apply_req(gpu, &["3g.40gb", "3g.40gb"])).ok();
+    }
+    let gi_id = make_busy(&host, &mut agent, 0, "4242");
+    let both = |on_busy: &str| {
+        let inst = json!([{"profile": "7g.80gb"}]);
+        json!({"op": "apply", "on_busy": on_busy, "gpus": [
+            {"index": 0, "instances": inst}, {"index": 1, "instances": inst}]})
+    };
+
+    // fail_host: the busy GPU 0 keeps GPU 1 from changing too, and the error names PIDs.
     let before = host.mutations();
-    let a = agent.call(apply_req(0, &["7g.80gb"]));
+    let a = agent.call(both("fail_host"));
     let err = a.err();
     assert_eq!(err["kind"], json!("in_use"), "{}", a.last);
     let msg = err["message"].as_str().unwrap_or_default();
-    assert!(msg.contains("4242") && msg.starts_with("GPU 0:"), "{msg}");
-    assert_eq!(host.mutations(), before, "nothing may be destroyed");
+    assert!(msg.contains("4242") && msg.contains("GPU 0:"), "{msg}");
+    assert!(msg.contains("nothing was changed"), "{msg}");
+    assert_eq!(host.mutations(), before, "nothing may change");
+
+    // skip_gpu (the default): GPU 1 is repartitioned, GPU 0 is left alone and says why.
+    let a = agent.call(both("skip_gpu"));
+    let gpus = a.ok()["gpus"].as_array().expect("gpus").clone();
+    assert_eq!(gpus[0]["changed"], json!(false), "{}", a.last);
+    let blocked = &gpus[0]["blocked"];
+    assert_eq!(blocked["instances"][0]["pids"], json!([4242]), "{}", a.last);
+    assert_eq!(blocked["instances"][0]["label"], json!("3g.40gb@0"));
+    assert!(
+        blocked["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("4242")
+    );
+    assert_eq!(gpus[1]["changed"], json!(true));
+    assert_eq!(gpus[1]["before"][0]["label"], json!("3g.40gb@0"));
+    assert_eq!(gpus[1]["after"][0]["label"], json!("7g.80gb@0"));
+    assert_eq!(agent.layout(1), vec!["7g.80gb@0"]);
+    assert_eq!(agent.layout(0), vec!["3g.40gb@0", "3g.40gb@4"]);
 
     // A target that keeps the busy instance goes around it.
     let a = agent.call(apply_req(0, &["3g.40gb", "1g.10gb", "1g.10gb", "1g.10gb"]));
-    a.ok();
+    assert_eq!(a.ok()["gpus"][0]["blocked"], Value::Null, "{}", a.last);
     let f = agent.facts();
     let busy = f["gpus"][0]["mig"]["instances"]
         .as_array()
         .expect("instances")
         .iter()
-        .find(|i| i["gi_id"] == gi["gi_id"])
+        .find(|i| i["gi_id"] == gi_id)
         .expect("busy GI still there");
     assert_eq!(busy["cis"][0]["processes"][0]["pid"], json!(4242));
+
+    // Turning MIG off: the busy GPU is skipped (or, with fail_host, nothing changes).
+    let a = agent.call(json!({"op": "set_mig_mode", "enabled": false, "on_busy": "fail_host"}));
+    assert_eq!(a.err()["kind"], json!("in_use"), "{}", a.last);
+    assert_eq!(agent.facts()["gpus"][1]["mig"]["current"], json!(true));
+    let a = agent.call(json!({"op": "set_mig_mode", "enabled": false}));
+    let gpus = a.ok()["gpus"].as_array().expect("gpus").clone();
+    assert!(
+        gpus[0]["blocked"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("4242")
+    );
+    assert_eq!(gpus[0]["current"], json!(true));
+    assert_eq!(gpus[1]["current"], json!(false));
+    assert_eq!(gpus[1]["destroyed"], json!(1), "{}", a.last);
 }
 
 #[test]
@@ -485,6 +535,33 @@ fn dry_run_plans_without_touching_the_gpu() {
     assert_eq!(a.ok()["gpus"][0]["ops"].as_array().map(Vec::len), Some(4));
     assert_eq!(host.mutations(), before);
     assert!(agent.layout(0).is_empty());
+
+    // From an assumed state (what earlier check-mode tasks would leave): keeping the
+    // assumed 4g costs only the 3g's two operations, and the assumed busy 4g blocks a
+    // target without it.
+    let assume =
+        json!([{"index": 0, "instances": [{"profile": "4g.71gb", "start": 0, "cis": [4]}]}]);
+    let mut req = apply_req(0, &["4g.71gb", "3g.71gb"]);
+    req["dry_run"] = json!(true);
+    req["assume"] = assume.clone();
+    let a = agent.call(req);
+    let g = &a.ok()["gpus"][0];
+    assert_eq!(g["ops"].as_array().map(Vec::len), Some(2), "{}", a.last);
+    assert_eq!(g["before"][0]["label"], json!("4g.71gb@0"));
+    assert_eq!(g["after"][1]["label"], json!("3g.71gb@4"), "{}", a.last);
+    let mut busy = assume.clone();
+    busy[0]["instances"][0]["busy"] = json!(true);
+    let mut req = apply_req(0, &["7g.141gb"]);
+    req["dry_run"] = json!(true);
+    req["assume"] = busy;
+    let a = agent.call(req);
+    assert!(a.ok()["gpus"][0]["blocked"].is_object(), "{}", a.last);
+    // `assume` is only for dry runs.
+    let mut req = apply_req(0, &["7g.141gb"]);
+    req["assume"] = assume;
+    let a = agent.call(req);
+    assert_eq!(a.err()["kind"], json!("bad_request"), "{}", a.last);
+    assert_eq!(host.mutations(), before);
 }
 
 #[test]

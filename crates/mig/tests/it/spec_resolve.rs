@@ -580,7 +580,7 @@ fn malformed_file_reports_every_error_with_its_position() {
         Err(e) => e.iter().map(SpecError::to_string).collect(),
     };
     let want = [
-        ("6:37: ", "invalid device filter `0x20B0`"),
+        ("6:37: ", "device filter `0x20B0` is a PCI device id alone"),
         (
             "7:20: ",
             "expected a boolean (true or false), found quoted string `true`",

@@ -1,0 +1,300 @@
+//! One host's part in a run: its session (one SSH connection and one agent for the whole
+//! run, across plays), its own Lua state with the playbook loaded into it (hosts share
+//! no Lua globals), its counters, and its task loop — `when`, the module or `run`
+//! function, retries. Check mode keeps the facts as earlier tasks would have left them.
+
+use std::sync::Arc;
+
+use migfleet_proto::Facts;
+use serde_json::{Map, Value};
+
+use super::convert::{from_lua_value, to_lua_value};
+use super::error::PlaybookError;
+use super::loader::{PlaybookSource, Shared, load_plays, new_state};
+use super::modules::{Lost, TaskCx, closest};
+use super::play::{Action, Cond, FnRef, Play};
+use super::{host_view, sandbox};
+use crate::fleet::session::{self, Context, Opening, Session};
+use crate::fleet::{Events, Status, TaskResult};
+use crate::inventory::Connection;
+use crate::report::recap::HostStats;
+
+/// What every host of a run shares.
+pub struct RunWorld {
+    pub source: PlaybookSource,
+    pub shared: Shared,
+    pub limits: sandbox::Limits,
+    pub check: bool,
+    pub context: Arc<Context>,
+    pub events: Events,
+}
+
+/// Why a host stopped taking part.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Down {
+    pub status: Status,
+    pub message: String,
+    pub hints: Vec<String>,
+}
+
+pub struct HostRun {
+    pub name: String,
+    conn: Arc<Connection>,
+    inventory_vars: Arc<Map<String, Value>>,
+    session: Option<Session>,
+    lua: Option<(mlua::Lua, Vec<Play>)>,
+    /// Check mode: the facts as the tasks so far would have left them.
+    projected: Option<Facts>,
+    pub stats: HostStats,
+    /// Set once the host failed or became unreachable: it takes no further part.
+    pub down: Option<Down>,
+}
+
+impl HostRun {
+    pub fn new(
+        name: &str,
+        conn: Arc<Connection>,
+        inventory_vars: Arc<Map<String, Value>>,
+    ) -> HostRun {
+        HostRun {
+            name: name.to_string(),
+            conn,
+            inventory_vars,
+            session: None,
+            lua: None,
+            projected: None,
+            stats: HostStats::default(),
+            down: None,
+        }
+    }
+
+    /// A new run of the same host with nothing open (what is left after a panic).
+    pub fn fresh(&self) -> HostRun {
+        HostRun::new(&self.name, self.conn.clone(), self.inventory_vars.clone())
+    }
+
+    /// Marks the host out of the run, counting the failure once.
+    pub fn fail(&mut self, down: Down) {
+        if self.down.is_none() {
+            self.stats.add(down.status);
+            self.down = Some(down);
+        }
+    }
+
+    /// Opens the session (with the host's facts) and loads the playbook into the host's
+    /// own Lua state, the first time the host takes part. Returns why not, if it cannot.
+    pub async fn start(&mut self, world: &RunWorld) -> Result<(), Down> {
+        if let Some(d) = &self.down {
+            return Err(d.clone());
+        }
+        if self.session.is_none() {
+            match session::open(
+                &self.conn,
+                &world.context,
+                Opening::Facts,
+                world.events.clone(),
+            )
+            .await
+            {
+                Ok(s) => self.session = Some(s),
+                Err(e) => {
+                    let down = Down {
+                        status: if e.unreachable {
+                            Status::Unreachable
+                        } else {
+                            Status::Failed
+                        },
+                        message: e.message,
+                        hints: e.hints,
+                    };
+                    self.fail(down.clone());
+                    return Err(down);
+                }
+            }
+        }
+        if self.lua.is_none() {
+            let loaded = new_state(&world.limits).and_then(|lua| {
+                sandbox::set_print_sink(&lua, {
+                    let (events, host) = (world.events.clone(), self.name.clone());
+                    move |line| events.progress(&host, format!("print: {line}"))
+                });
+                let plays = load_plays(&lua, &world.source, &world.shared)?;
+                Ok((lua, plays))
+            });
+            match loaded {
+                Ok(l) => self.lua = Some(l),
+                Err(e) => {
+                    let down = Down {
+                        status: Status::Failed,
+                        message: format!("loading the playbook: {e}"),
+                        hints: Vec::new(),
+                    };
+                    self.fail(down.clone());
+                    return Err(down);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs task `task` of play `play` (0-based) on this host and counts its result.
+    pub async fn run_task(&mut self, world: &RunWorld, play: usize, task: usize) -> TaskResult {
+        let result = self.task_result(world, play, task).await;
+        self.stats.add(result.status);
+        if result.status.is_failure() && self.down.is_none() {
+            self.down = Some(Down {
+                status: result.status,
+                message: result.message.clone(),
+                hints: result.hints.clone(),
+            });
+        }
+        result
+    }
+
+    async fn task_result(&mut self, world: &RunWorld, play: usize, task: usize) -> TaskResult {
+        let (Some(session), Some((lua, plays))) = (self.session.as_mut(), self.lua.as_ref()) else {
+            return TaskResult::failed("the host's session is not open");
+        };
+        let Some(p) = plays.get(play) else {
+            return TaskResult::failed("the playbook has no such play");
+        };
+        let Some(t) = p.tasks.get(task) else {
+            return TaskResult::failed("the play has no such task");
+        };
+        world.events.progress(&self.name, t.name.clone());
+        let mut vars = (*self.inventory_vars).clone();
+        vars.insert(
+            "inventory_hostname".into(),
+            Value::String(self.name.clone()),
+        );
+        vars.extend(p.vars.clone());
+        vars.extend(world.shared.extra_vars.clone());
+        vars.insert("ansible_check_mode".into(), Value::Bool(world.check));
+        let mut cx = TaskCx {
+            host: &self.name,
+            lua,
+            session,
+            conn: &self.conn,
+            vars: &vars,
+            check: world.check,
+            projected: &mut self.projected,
+        };
+        if let Some(cond) = &t.when {
+            let run = match cond {
+                Cond::Bool(b) => Ok(*b),
+                Cond::Function(f) => match host_value(&mut cx).await {
+                    Ok(view) => call_lua::<bool>(lua, f, &view),
+                    Err(l) => return lost(l),
+                },
+            };
+            match run {
+                Ok(true) => {}
+                Ok(false) => return TaskResult::skipped(""),
+                Err(e) => return TaskResult::failed(format!("when: {e}")),
+            }
+        }
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let r = match &t.action {
+                Action::Module(m) => m.run(&mut cx).await,
+                Action::Function(f) => run_function(&mut cx, f).await,
+            };
+            let mut r = match r {
+                Ok(r) => r,
+                Err(l) => return lost(l),
+            };
+            r.attempts = attempts;
+            if r.status != Status::Failed || attempts > t.retries {
+                if r.status == Status::Failed {
+                    r.message = format!("{} ({}): {}", t.name, t.pos, r.message);
+                }
+                return r;
+            }
+            world.events.progress(
+                &self.name,
+                format!(
+                    "FAILED - RETRYING: {} ({} retries left): {}",
+                    t.name,
+                    t.retries + 1 - attempts,
+                    r.message
+                ),
+            );
+            tokio::time::sleep(t.delay).await;
+        }
+    }
+}
+
+fn lost(l: Lost) -> TaskResult {
+    if l.unreachable {
+        TaskResult::unreachable(l.message)
+    } else {
+        TaskResult::failed(l.message)
+    }
+}
+
+/// The host as Lua sees it, from the facts tasks see.
+async fn host_value(cx: &mut TaskCx<'_>) -> Result<Value, Lost> {
+    let facts = cx.facts().await?;
+    Ok(host_view::view(cx.host, cx.vars, &facts, cx.check))
+}
+
+fn call_lua<R: mlua::FromLuaMulti>(
+    lua: &mlua::Lua,
+    f: &FnRef,
+    view: &Value,
+) -> Result<R, PlaybookError> {
+    let arg = to_lua_value(lua, view).map_err(|e| PlaybookError::from_lua(lua, e))?;
+    f.call::<_, R>(lua, arg)
+}
+
+/// The keys a `run` function's result may have.
+const RUN_RESULT_KEYS: [&str; 4] = ["changed", "failed", "skipped", "msg"];
+
+/// `run = function(host) ... end`: its result `{changed, failed, skipped, msg}` (or nil)
+/// is the task's.
+async fn run_function(cx: &mut TaskCx<'_>, f: &FnRef) -> Result<TaskResult, Lost> {
+    let view = host_value(cx).await?;
+    let v = match call_lua::<mlua::Value>(cx.lua, f, &view) {
+        Ok(v) => v,
+        Err(e) => return Ok(TaskResult::failed(e.to_string())),
+    };
+    let v = match from_lua_value(v) {
+        Ok(v) => v,
+        Err(e) => return Ok(TaskResult::failed(format!("run function result: {e}"))),
+    };
+    let map = match v {
+        Value::Null => return Ok(TaskResult::ok("done")),
+        Value::Object(m) => m,
+        other => {
+            return Ok(TaskResult::failed(format!(
+                "a run function returns nil or a table {{changed = ..., failed = ..., msg = ...}}, not {other}"
+            )));
+        }
+    };
+    for k in map.keys() {
+        if !RUN_RESULT_KEYS.contains(&k.as_str()) {
+            let hint = closest(k, RUN_RESULT_KEYS)
+                .map(|c| format!(" (did you mean `{c}`?)"))
+                .unwrap_or_default();
+            return Ok(TaskResult::failed(format!(
+                "the run function returned an unknown key `{k}`{hint}; keys: {}",
+                RUN_RESULT_KEYS.join(", ")
+            )));
+        }
+    }
+    let flag = |k: &str| map.get(k).and_then(Value::as_bool) == Some(true);
+    let msg = map
+        .get("msg")
+        .map(|m| m.as_str().map_or_else(|| m.to_string(), str::to_string))
+        .unwrap_or_else(|| "done".to_string());
+    Ok(if flag("failed") {
+        TaskResult::failed(msg)
+    } else if flag("skipped") {
+        TaskResult::skipped(msg)
+    } else if flag("changed") {
+        TaskResult::changed(msg)
+    } else {
+        TaskResult::ok(msg)
+    })
+}

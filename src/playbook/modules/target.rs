@@ -1,0 +1,303 @@
+//! What `mig.apply` and `mig.assert` aim each GPU at: a `layout`, a `policy` (a Lua
+//! function or a named one, called per GPU), or a `mig_parted` config (read and checked
+//! when the playbook loads, resolved per host). mig-parted's `mig-devices` are counts, so
+//! they become instances without a placement: the planner then keeps whatever instances
+//! already match.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use migfleet_mig::spec::v1::{Config, SpecError};
+use migfleet_mig::spec::{self, GpuTarget, HostGpu};
+use migfleet_mig::{find_model, model_by_pci};
+use migfleet_proto::{Facts, GpuFacts, WantedInstance};
+use serde_json::Value as Json;
+
+use super::Args;
+use crate::playbook::convert::{from_lua_value, to_lua_value};
+use crate::playbook::host_view;
+use crate::playbook::layout::LayoutSpec;
+use crate::playbook::play::FnRef;
+use crate::playbook::policy;
+
+/// The target keys; a module takes at most one of them.
+pub const KEYS: [&str; 3] = ["layout", "policy", "mig_parted"];
+
+/// mig-parted files read during a run, by path: each is read and parsed once.
+#[derive(Debug, Default)]
+pub struct ConfigFiles(Mutex<HashMap<PathBuf, Result<Arc<Config>, String>>>);
+
+impl ConfigFiles {
+    fn load(&self, path: &Path) -> Result<Arc<Config>, String> {
+        let mut cache = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        cache
+            .entry(path.to_path_buf())
+            .or_insert_with(|| {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                spec::v1::parse(&text)
+                    .map(Arc::new)
+                    .map_err(|errs| show(path, &errs))
+            })
+            .clone()
+    }
+}
+
+fn show(path: &Path, errs: &[SpecError]) -> String {
+    errs.iter()
+        .map(|e| format!("{}:{e}", path.display()))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[derive(Clone, Debug)]
+pub enum Target {
+    Layout(LayoutSpec),
+    /// `name` for a named policy (for messages); the function is this Lua state's.
+    Policy {
+        name: Option<String>,
+        func: FnRef,
+    },
+    MigParted(MigParted),
+}
+
+/// A named config of a mig-parted file.
+#[derive(Clone, Debug)]
+pub struct MigParted {
+    pub path: PathBuf,
+    pub config: Arc<Config>,
+    /// Index of the named config in `config.configs`.
+    pub index: usize,
+}
+
+impl MigParted {
+    pub fn name(&self) -> &str {
+        self.config
+            .configs
+            .get(self.index)
+            .map_or("", |c| c.name.value.as_str())
+    }
+}
+
+/// What a target asks of one GPU.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Wanted {
+    /// Leave it as it is.
+    Leave,
+    /// MIG on, with these instances.
+    Layout(Vec<WantedInstance>),
+    /// MIG off (a mig-parted entry with `mig-enabled: false`).
+    MigOff,
+}
+
+impl Target {
+    /// The target among a module's arguments; exactly one of them when `required`.
+    pub fn parse(a: &Args<'_>, required: bool) -> Result<Option<Target>, String> {
+        let given: Vec<&str> = KEYS.iter().copied().filter(|k| a.has(k)).collect();
+        match given.as_slice() {
+            [] if required => {
+                return Err(format!(
+                    "{}: give one of layout = {{...}}, policy = \"name\" or a function, or mig_parted = {{ file = ..., config = ... }}",
+                    a.name()
+                ));
+            }
+            [] => return Ok(None),
+            [_] => {}
+            _ => {
+                return Err(format!(
+                    "{}: give only one of {} (found {})",
+                    a.name(),
+                    KEYS.join(", "),
+                    given.join(" and ")
+                ));
+            }
+        }
+        if a.has("layout") {
+            let v = a.json("layout")?.unwrap_or(Json::Null);
+            let spec = LayoutSpec::parse(&v).map_err(|e| format!("{}: layout: {e}", a.name()))?;
+            // `layout = nil` is absent; anything parsed is a layout.
+            return Ok(spec.map(Target::Layout));
+        }
+        if a.has("policy") {
+            if let Some(func) = a.function("policy")? {
+                return Ok(Some(Target::Policy { name: None, func }));
+            }
+            let Some(name) = a.string("policy").map_err(|_| {
+                format!(
+                    "{}: `policy` must be a policy name or a function(gpu, ctx)",
+                    a.name()
+                )
+            })?
+            else {
+                return Ok(None);
+            };
+            // A named policy is found and compiled now, so a missing or broken one
+            // fails the load (and --syntax-check), not a host halfway through a run.
+            let func = policy::load(a.cx.lua, a.cx.policies, &name)
+                .map_err(|e| format!("{}: policy: {e}", a.name()))?;
+            return Ok(Some(Target::Policy {
+                name: Some(name),
+                func: FnRef::new(func),
+            }));
+        }
+        Ok(Some(Target::MigParted(parse_mig_parted(a)?)))
+    }
+
+    /// What the target asks of each of `gpus` on a host with `facts` (policies see the
+    /// host as `view`, and their errors point at their own `file:line`).
+    pub fn resolve(
+        &self,
+        lua: &mlua::Lua,
+        facts: &Facts,
+        view: &Json,
+        gpus: &[&GpuFacts],
+    ) -> Result<Vec<(u32, Wanted)>, String> {
+        match self {
+            Target::Layout(spec) => Ok(gpus
+                .iter()
+                .map(|g| {
+                    let w = match spec.for_gpu(g.model.as_deref()) {
+                        Some(l) => Wanted::Layout(l.to_vec()),
+                        None => Wanted::Leave,
+                    };
+                    (g.index, w)
+                })
+                .collect()),
+            Target::Policy { name, func } => {
+                let mut out = Vec::new();
+                for g in gpus {
+                    let which = match name {
+                        Some(n) => format!("policy '{n}'"),
+                        None => format!("policy at {}", func.pos),
+                    };
+                    let lv = |v: &Json| to_lua_value(lua, v).map_err(|e| e.to_string());
+                    let ret: mlua::Value = func
+                        .call(lua, (lv(&host_view::gpu(g))?, lv(view)?))
+                        .map_err(|e| format!("{which} for GPU {}: {e}", g.index))?;
+                    let v = from_lua_value(ret)
+                        .map_err(|e| format!("{which} for GPU {} returned {e}", g.index))?;
+                    let spec = LayoutSpec::parse(&v)
+                        .map_err(|e| format!("{which} for GPU {} returned {e}", g.index))?;
+                    let w = match spec.as_ref().and_then(|s| s.for_gpu(g.model.as_deref())) {
+                        Some(l) => Wanted::Layout(l.to_vec()),
+                        None => Wanted::Leave,
+                    };
+                    out.push((g.index, w));
+                }
+                Ok(out)
+            }
+            Target::MigParted(mp) => mp.resolve(facts, gpus),
+        }
+    }
+
+    /// `mig_parted` targets turn MIG on and off themselves; the others need it on.
+    pub fn sets_mode(&self) -> bool {
+        matches!(self, Target::MigParted(_))
+    }
+}
+
+fn parse_mig_parted(a: &Args<'_>) -> Result<MigParted, String> {
+    let v = a.json("mig_parted")?;
+    let Some(Json::Object(m)) = v else {
+        return Err(format!(
+            "{}: `mig_parted` must be a table {{ file = \"path\", config = \"name\" }}",
+            a.name()
+        ));
+    };
+    for k in m.keys() {
+        if k != "file" && k != "config" {
+            let hint = super::closest(k, ["file", "config"])
+                .map(|c| format!(" (did you mean `{c}`?)"))
+                .unwrap_or_default();
+            return Err(format!(
+                "{}: unknown key `{k}` in mig_parted{hint}; keys: file, config",
+                a.name()
+            ));
+        }
+    }
+    let file = m
+        .get("file")
+        .and_then(Json::as_str)
+        .ok_or_else(|| format!("{}: mig_parted needs file = \"path\"", a.name()))?;
+    let path = {
+        let p = PathBuf::from(file);
+        let beside = a.cx.base_dir.join(&p);
+        if p.is_absolute() || p.exists() || !beside.exists() {
+            p
+        } else {
+            beside
+        }
+    };
+    let config = a.cx.configs.load(&path)?;
+    let name = match m.get("config") {
+        None | Some(Json::Null) => None,
+        Some(Json::String(s)) => Some(s.as_str()),
+        Some(_) => {
+            return Err(format!(
+                "{}: mig_parted.config must be a config name",
+                a.name()
+            ));
+        }
+    };
+    let named = spec::select(&config, name).map_err(|e| show(&path, &[e]))?;
+    let index = config
+        .configs
+        .iter()
+        .position(|c| std::ptr::eq(c, named))
+        .unwrap_or(0);
+    Ok(MigParted {
+        path,
+        config,
+        index,
+    })
+}
+
+impl MigParted {
+    /// mig-parted's rules for one host: the last matching entry decides each GPU; its
+    /// `mig-devices` are counts (no placements: instances that already match stay).
+    fn resolve(&self, facts: &Facts, gpus: &[&GpuFacts]) -> Result<Vec<(u32, Wanted)>, String> {
+        let Some(named) = self.config.configs.get(self.index) else {
+            return Err("the mig-parted config went missing".into());
+        };
+        let host: Vec<HostGpu> = facts
+            .gpus
+            .iter()
+            .map(|g| HostGpu {
+                index: g.index,
+                device_id: g.pci.device_id,
+                vendor_id: g.pci.vendor_id,
+                subsystem: Some((g.pci.subsystem_device_id, g.pci.subsystem_vendor_id)),
+                model: model_by_pci(g.pci.device_id).filter(|_| g.mig.is_some()),
+            })
+            .collect();
+        let resolved = spec::resolve(named, &host).map_err(|errs| show(&self.path, &errs))?;
+        let mut out = Vec::new();
+        for r in resolved {
+            if !gpus.iter().any(|g| g.index == r.index) {
+                continue;
+            }
+            let w = match &r.target {
+                GpuTarget::Untouched => Wanted::Leave,
+                GpuTarget::Disabled => Wanted::MigOff,
+                GpuTarget::Enabled { layout, .. } => {
+                    let Some(model) = r.model.and_then(|m| find_model(m).ok()) else {
+                        continue;
+                    };
+                    Wanted::Layout(
+                        layout
+                            .iter()
+                            .map(|p| WantedInstance {
+                                profile: model.profile(p.profile).name.to_string(),
+                                start: None,
+                                cis: Some(p.cis.clone()),
+                            })
+                            .collect(),
+                    )
+                }
+            };
+            out.push((r.index, w));
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,233 @@
+//! A playbook run over the fleet, as Ansible's linear strategy runs it: plays in order;
+//! each play's hosts in `serial` batches; within a batch every host finishes a task before
+//! any starts the next (at most `forks` at once), and the task's results are reported in
+//! host order. A host that fails or becomes unreachable takes no further part, in this
+//! play or later ones; a batch in which every host failed, or more than
+//! `max_fail_percentage` did, stops the run. Each host keeps one session and one Lua
+//! state for the whole run ([`HostRun`]).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::host::{Down, HostRun, RunWorld};
+use super::play::Play;
+use crate::fleet::executor::{self, batch_sizes, budget_spent};
+use crate::fleet::{Event, Fleet, Status};
+use crate::report::recap::HostStats;
+
+/// What to run: the plays (as the controller loaded them, for names, patterns, batches
+/// and task lists) and each play's hosts, chosen before anything connects.
+pub struct Plan<'a> {
+    pub plays: &'a [Play],
+    pub hosts: Vec<Vec<String>>,
+    /// Tasks each play runs (after `--tags` / `--skip-tags`), by index.
+    pub tasks: Vec<Vec<usize>>,
+}
+
+/// How the run ended for each host that took part, in the order hosts first appeared.
+pub struct Finished {
+    pub hosts: Vec<(String, HostStats)>,
+}
+
+/// Runs the plan. `world.events` gets everything that happens.
+pub async fn run(fleet: &Fleet, plan: Plan<'_>, world: Arc<RunWorld>) -> Finished {
+    let mut runs: HashMap<String, HostRun> = HashMap::new();
+    let mut order: Vec<String> = Vec::new();
+    let events = world.events.clone();
+    'plays: for (pi, play) in plan.plays.iter().enumerate() {
+        let hosts: Vec<String> = plan.hosts[pi]
+            .iter()
+            .filter(|h| runs.get(*h).is_none_or(|r| r.down.is_none()))
+            .cloned()
+            .collect();
+        events.send(Event::PlayStart {
+            play: pi + 1,
+            name: play.name.clone(),
+            pattern: play.hosts.clone(),
+            hosts: hosts.clone(),
+            check: world.check,
+        });
+        for h in &hosts {
+            if !runs.contains_key(h) {
+                let Some(conn) = fleet.connection(h) else {
+                    continue;
+                };
+                runs.insert(
+                    h.clone(),
+                    HostRun::new(h, Arc::new(conn.clone()), Arc::new(fleet.vars(h))),
+                );
+                order.push(h.clone());
+            }
+        }
+        let sizes = batch_sizes(hosts.len(), &play.serial);
+        let mut offset = 0;
+        for (bi, size) in sizes.iter().copied().enumerate() {
+            if size == 0 {
+                continue;
+            }
+            let batch: Vec<String> = hosts[offset..offset + size].to_vec();
+            offset += size;
+            if sizes.len() > 1 {
+                events.send(Event::Batch {
+                    index: bi,
+                    hosts: batch.clone(),
+                });
+            }
+            // Connect and load where this is the host's first play.
+            let started = step(
+                &mut runs,
+                &batch,
+                fleet.forks,
+                &world,
+                |mut h, w| async move {
+                    let r = h.start(&w).await;
+                    (h, r)
+                },
+            )
+            .await;
+            for (name, r) in started {
+                if let Err(d) = r {
+                    events.send(Event::HostDown {
+                        host: name,
+                        status: d.status,
+                        message: d.message,
+                        hints: d.hints,
+                    });
+                }
+            }
+            let mut stopped = false;
+            for &ti in &plan.tasks[pi] {
+                let active: Vec<String> = batch
+                    .iter()
+                    .filter(|h| runs.get(*h).is_some_and(|r| r.down.is_none()))
+                    .cloned()
+                    .collect();
+                if active.is_empty() {
+                    break;
+                }
+                let task = &play.tasks[ti];
+                events.send(Event::TaskStart {
+                    play: pi + 1,
+                    task: ti + 1,
+                    name: task.name.clone(),
+                    pos: task.pos.to_string(),
+                    hosts: active.len(),
+                });
+                let results = step(
+                    &mut runs,
+                    &active,
+                    fleet.forks,
+                    &world,
+                    move |mut h, w| async move {
+                        let r = h.run_task(&w, pi, ti).await;
+                        (h, r)
+                    },
+                )
+                .await;
+                for (host, result) in results {
+                    events.send(Event::TaskResult {
+                        host,
+                        play: pi + 1,
+                        task: ti + 1,
+                        name: task.name.clone(),
+                        result,
+                    });
+                }
+                // Ansible's linear strategy checks the budget after every task.
+                let failed = failed_in(&runs, &batch);
+                if play.max_fail_percentage.is_some()
+                    && failed < batch.len()
+                    && budget_spent(failed, batch.len(), play.max_fail_percentage)
+                {
+                    stopped = true;
+                    break;
+                }
+            }
+            let failed = failed_in(&runs, &batch);
+            if stopped || budget_spent(failed, size, play.max_fail_percentage) {
+                let not_run: Vec<String> = hosts[offset..].to_vec();
+                events.send(Event::Aborted {
+                    reason: format!(
+                        "{failed} of {size} hosts in batch {} of play {} failed{}",
+                        bi + 1,
+                        pi + 1,
+                        play.max_fail_percentage
+                            .map(|p| format!(" (max_fail_percentage {p})"))
+                            .unwrap_or_default()
+                    ),
+                    not_run,
+                });
+                break 'plays;
+            }
+        }
+    }
+    Finished {
+        hosts: order
+            .into_iter()
+            .filter_map(|h| runs.remove(&h).map(|r| (h, r.stats)))
+            .collect(),
+    }
+}
+
+fn failed_in(runs: &HashMap<String, HostRun>, batch: &[String]) -> usize {
+    batch
+        .iter()
+        .filter(|h| {
+            runs.get(*h)
+                .and_then(|r| r.down.as_ref())
+                .is_some_and(|d| d.status.is_failure())
+        })
+        .count()
+}
+
+/// Runs `work` on the named hosts' runs, at most `forks` at once, and puts them back;
+/// returns each host's answer in `hosts` order. A host whose work panicked has lost its
+/// state: it is recorded as failed, with what was counted for it before.
+async fn step<T, W, F>(
+    runs: &mut HashMap<String, HostRun>,
+    hosts: &[String],
+    forks: usize,
+    world: &Arc<RunWorld>,
+    work: W,
+) -> Vec<(String, T)>
+where
+    T: Send + 'static,
+    W: Fn(HostRun, Arc<RunWorld>) -> F + Send + Sync + 'static,
+    F: std::future::Future<Output = (HostRun, T)> + Send + 'static,
+{
+    let mut taken = Vec::new();
+    let mut before = Vec::new();
+    for h in hosts {
+        if let Some(r) = runs.remove(h) {
+            before.push((h.clone(), r.stats, r.fresh()));
+            taken.push(r);
+        }
+    }
+    let w = world.clone();
+    let outs = executor::for_each(taken, forks, move |h| work(h, w.clone())).await;
+    let mut answers = Vec::new();
+    for ((name, stats, mut run), out) in before.into_iter().zip(outs) {
+        match out {
+            Ok((done, answer)) => {
+                runs.insert(name.clone(), done);
+                answers.push((name, answer));
+            }
+            Err(panic) => {
+                run.stats = stats;
+                run.fail(Down {
+                    status: Status::Failed,
+                    message: panic.clone(),
+                    hints: Vec::new(),
+                });
+                world.events.send(Event::HostDown {
+                    host: name.clone(),
+                    status: Status::Failed,
+                    message: panic,
+                    hints: Vec::new(),
+                });
+                runs.insert(name, run);
+            }
+        }
+    }
+    answers
+}
