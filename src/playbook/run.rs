@@ -146,17 +146,25 @@ pub async fn run(fleet: &Fleet, plan: Plan<'_>, world: Arc<RunWorld>) -> Finishe
             let failed = failed_in(&runs, &batch);
             if stopped || budget_spent(failed, size, play.max_fail_percentage) {
                 let not_run: Vec<String> = hosts[offset..].to_vec();
-                events.send(Event::Aborted {
-                    reason: format!(
-                        "{failed} of {size} hosts in batch {} of play {} failed{}",
-                        bi + 1,
-                        pi + 1,
-                        play.max_fail_percentage
-                            .map(|p| format!(" (max_fail_percentage {p})"))
-                            .unwrap_or_default()
-                    ),
-                    not_run,
-                });
+                let later_plays = pi + 1 < plan.plays.len();
+                if !not_run.is_empty() || later_plays {
+                    events.send(Event::Aborted {
+                        reason: format!(
+                            "{failed} of {size} hosts in batch {} of play {} failed{}{}",
+                            bi + 1,
+                            pi + 1,
+                            play.max_fail_percentage
+                                .map(|p| format!(" (max_fail_percentage {p})"))
+                                .unwrap_or_default(),
+                            if later_plays {
+                                "; the plays after it do not run"
+                            } else {
+                                ""
+                            }
+                        ),
+                        not_run,
+                    });
+                }
                 break 'plays;
             }
         }

@@ -169,10 +169,12 @@ impl Monitor {
                 }
             }
             Event::Aborted { reason, not_run } => {
-                self.out(&format!(
-                    "\nstopping: {reason}; not run: {}",
-                    not_run.join(", ")
-                ));
+                let rest = if not_run.is_empty() {
+                    String::new()
+                } else {
+                    format!("; not run: {}", not_run.join(", "))
+                };
+                self.out(&format!("\nstopping: {reason}{rest}"));
             }
             Event::PlayStart {
                 name, hosts, check, ..

@@ -157,11 +157,7 @@ fn gpu_lines(g: &GpuResult, detail: Detail) -> Vec<String> {
     }
     let mut first = parts.join(", ");
     if let Some(e) = &g.error {
-        first = if first.is_empty() {
-            format!("FAILED: {e}")
-        } else {
-            format!("FAILED: {e} (now {first})")
-        };
+        first = format!("FAILED: {e}");
     }
     let mut lines = vec![first];
     if detail.check || detail.verbose {

@@ -6,6 +6,8 @@
 
 mod support;
 
+/// The agent session: greeting, protocol version, timeouts, bounded replies.
+mod agent_session;
 /// `migfleet mig ...` end to end.
 mod cli_mig;
 /// `ping`, `facts` and the fan-out against real sshd test hosts.

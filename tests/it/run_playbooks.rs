@@ -1,10 +1,12 @@
 //! `migfleet run` end to end: the example playbooks against real sshd test hosts with
 //! simulated GPUs, asserting the simulator's state afterwards; idempotency (a second run
-//! changes nothing and calls no NVML create/destroy); `--check` changes nothing; a
-//! failing or escaping policy fails its host only.
+//! changes nothing and calls no NVML create/destroy); `--check` changes nothing and plans
+//! from what earlier tasks would leave; a busy GPU blocks only itself; mig-parted configs
+//! as mig-parted applies them; one SSH connection per host per run; a failing or escaping
+//! policy fails its host only.
 
 use crate::support::testhost::{TestHost, client_key, write_known_hosts};
-use crate::support::{Run, migfleet};
+use crate::support::{Run, migfleet, migfleet_in};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -105,6 +107,34 @@ impl Lab {
                 v
             })
             .collect()
+    }
+
+    /// Puts a process `pid` on the first instance of `gpu` of `host`.
+    fn busy(&self, host: usize, gpu: usize, pid: u32) {
+        let state = self.state(host);
+        let gi = &state["gpus"][gpu]["gpu_instances"][0];
+        let (gi_id, ci_id) = (
+            gi["id"].to_string(),
+            gi["compute_instances"][0]["id"].to_string(),
+        );
+        let sim = self.hosts[host].dir().join("sim.json");
+        let out = Command::new(crate::support::built_bins().join("nvml-sim"))
+            .args(["process", "add", "--state"])
+            .arg(&sim)
+            .args(["--gpu", &gpu.to_string(), "--gi", &gi_id, "--ci", &ci_id])
+            .args(["--pid", &pid.to_string(), "--mem", "1000"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A playbook file in the lab's directory.
+    fn playbook(&self, name: &str, body: &str) -> String {
+        write_playbook(self.hosts[0].dir(), name, body)
     }
 
     fn mutations(&self, host: usize) -> usize {
@@ -360,4 +390,368 @@ fn list_and_syntax_options_stop_before_running() {
     assert_eq!(r.code, 4, "{}", r.shown);
     assert!(r.shown.contains("syntax.lua:3"), "{}", r.shown);
     assert_eq!(lab.mutations(0), 0);
+}
+
+/// Driver profile ids of the H100 host's GPUs after `balanced`.
+fn balanced_everywhere(lab: &Lab) {
+    let r = lab.run("playbooks/demo.lua", &[]);
+    assert_eq!(r.code, 0, "{}", r.shown);
+}
+
+#[test]
+fn mig_parted_configs_apply_as_mig_parted_does() {
+    let lab = Lab::new("parted");
+    let h100 = &lab.hosts[0].tag;
+    // all-disabled on a fleet with MIG off leaves MIG off (it used to turn it on).
+    let r = lab.run(
+        "playbooks/from-mig-parted.lua",
+        &["-e", "config=all-disabled"],
+    );
+    assert_eq!(r.code, 0, "{}", r.shown);
+    for h in 0..2 {
+        assert_eq!(
+            lab.state(h)["gpus"][0]["mig_mode_current"],
+            0,
+            "{}",
+            r.shown
+        );
+        assert!(
+            r.recap(&lab.hosts[h].tag).contains("changed=0"),
+            "{}",
+            r.shown
+        );
+    }
+    // balanced turns MIG on (resetting the Ampere GPUs) and partitions.
+    let r = lab.run("playbooks/from-mig-parted.lua", &["-e", "config=balanced"]);
+    assert_eq!(r.code, 0, "{}", r.shown);
+    assert_eq!(lab.layout(0), vec![BALANCED.to_vec(), BALANCED.to_vec()]);
+    assert!(
+        r.stdout
+            .contains(&format!("changed: [{}]", lab.hosts[1].tag))
+            && r.stdout.contains("MIG off -> on (GPU reset)"),
+        "{}",
+        r.shown
+    );
+    // mig-devices are counts: the same counts at other placements are left alone.
+    let pb = lab.playbook(
+        "shuffle.lua",
+        r#"return { hosts = "hopper", tasks = {
+  { mig.apply{ layout = "1g.10gb@0, 1g.10gb@1, 2g.20gb@2, 3g.40gb@4" } } } }"#,
+    );
+    let r = lab.run(&pb, &[]);
+    assert_eq!(r.code, 0, "{}", r.shown);
+    let before = lab.mutations(0);
+    lab.busy(0, 1, 4242);
+    let r = lab.run("playbooks/from-mig-parted.lua", &["-e", "config=balanced"]);
+    assert_eq!(
+        r.code, 0,
+        "a busy GPU that already matches is fine: {}",
+        r.shown
+    );
+    assert_eq!(
+        lab.mutations(0),
+        before,
+        "counts already right: no NVML create/destroy"
+    );
+    assert!(r.recap(h100).contains("changed=0"), "{}", r.shown);
+    // all-disabled turns MIG off where it can; the busy GPU is named with its PID.
+    let r = lab.run(
+        "playbooks/from-mig-parted.lua",
+        &["-e", "config=all-disabled"],
+    );
+    assert_eq!(r.code, 2, "{}", r.shown);
+    assert_eq!(
+        lab.state(0)["gpus"][0]["mig_mode_current"],
+        0,
+        "{}",
+        r.shown
+    );
+    assert_eq!(
+        lab.state(0)["gpus"][1]["mig_mode_current"],
+        1,
+        "{}",
+        r.shown
+    );
+    assert_eq!(
+        lab.state(1)["gpus"][1]["mig_mode_current"],
+        0,
+        "{}",
+        r.shown
+    );
+    assert!(
+        r.stdout
+            .contains("GPU 1: FAILED: cannot turn MIG off while instances are in use"),
+        "{}",
+        r.shown
+    );
+    assert!(r.stdout.contains("4242"), "{}", r.shown);
+}
+
+#[test]
+fn a_busy_gpu_blocks_only_itself_unless_asked_to_fail_the_host() {
+    let lab = Lab::new("busy");
+    balanced_everywhere(&lab);
+    lab.busy(0, 0, 4242);
+    let whole = |on_busy: &str| {
+        lab.playbook(
+            &format!("whole-{on_busy}.lua"),
+            &format!(
+                r#"return {{ hosts = "hopper", tasks = {{
+  {{ name = "one instance per GPU", mig.apply{{ layout = "7g.80gb", on_busy = "{on_busy}" }} }} }} }}"#
+            ),
+        )
+    };
+    // fail_host: nothing changes on the host, and it says why.
+    let before = lab.mutations(0);
+    let r = lab.run(&whole("fail_host"), &[]);
+    assert_eq!(r.code, 2, "{}", r.shown);
+    assert_eq!(lab.mutations(0), before, "{}", r.shown);
+    assert!(
+        r.stdout
+            .contains("nothing was changed (on_busy = fail_host)"),
+        "{}",
+        r.shown
+    );
+    // The default: GPU 1 is repartitioned, GPU 0 is named with the instance and PID, and
+    // the hints say what to do.
+    let r = lab.run(&whole("skip_gpu"), &[]);
+    assert_eq!(r.code, 2, "{}", r.shown);
+    assert_eq!(lab.layout(0)[1], vec![0], "GPU 1 got its 7g: {}", r.shown);
+    assert_eq!(lab.layout(0)[0], BALANCED.to_vec(), "GPU 0 untouched");
+    let fatal = format!("fatal: [{}]: FAILED!", lab.hosts[0].tag);
+    assert!(r.stdout.contains(&fatal), "{}", r.shown);
+    for needle in [
+        "GPU 1: 2g.20gb@0 1g.10gb@2 1g.10gb@3 3g.40gb@4 -> 7g.80gb@0 (4 destroyed, 1 created)",
+        "GPU 0: FAILED: would destroy instances in use: 2g.20gb@0 (GI",
+        "has processes 4242",
+        "hint: stop the GPU's clients first",
+        "allow_destroy_in_use",
+        "on_busy = \"fail_host\"",
+    ] {
+        assert!(r.stdout.contains(needle), "{needle}: {}", r.shown);
+    }
+    assert!(
+        r.recap(&lab.hosts[0].tag).contains("failed=1"),
+        "{}",
+        r.shown
+    );
+}
+
+#[test]
+fn check_mode_plans_from_what_earlier_tasks_would_leave() {
+    let lab = Lab::new("plan");
+    // The README's demo on a fresh fleet: every task sees what the ones before would do.
+    let r = lab.run("playbooks/demo.lua", &["--check"]);
+    assert_eq!(r.code, 0, "{}", r.shown);
+    assert!(
+        r.stdout
+            .contains("would repartition GPU 0-1 with 16 NVML operation(s)"),
+        "{}",
+        r.shown
+    );
+    assert!(r.stdout.contains("2 GPU(s) as asserted"), "{}", r.shown);
+    for h in 0..2 {
+        assert_eq!(lab.mutations(h), 0);
+        assert_eq!(lab.state(h)["gpus"][0]["mig_mode_current"], 0);
+    }
+    // `check_mode` is visible to Lua, and what check mode cannot do is said to fail.
+    balanced_everywhere(&lab);
+    lab.busy(0, 0, 777);
+    let pb = lab.playbook(
+        "plan.lua",
+        r#"return { hosts = "all", tasks = {
+  { name = "only for real", when = function(host) return not host.check_mode end,
+    mig.mode{ enabled = false } },
+  { name = "knows", run = function(host)
+      return { msg = "check_mode=" .. tostring(host.check_mode) .. " " .. tostring(host.vars.ansible_check_mode) } end },
+  { name = "whole GPUs", mig.apply{ layout = "7g.80gb", gpus = {0} }, when = function(host) return host.host:find("h100") ~= nil end },
+} }"#,
+    );
+    let r = lab.run(&pb, &["--check"]);
+    assert_eq!(r.code, 2, "{}", r.shown);
+    assert!(
+        r.stdout
+            .contains(&format!("skipping: [{}]", lab.hosts[0].tag)),
+        "{}",
+        r.shown
+    );
+    assert!(r.stdout.contains("check_mode=true true"), "{}", r.shown);
+    assert!(r.stdout.contains("has processes 777"), "{}", r.shown);
+    // Turning MIG off in check mode: the busy GPU is reported, the reset is not forgotten.
+    let pb = lab.playbook(
+        "off.lua",
+        r#"return { hosts = "all", tasks = { { mig.mode{ enabled = false, reset = false } } } }"#,
+    );
+    let r = lab.run(&pb, &["--check"]);
+    assert_eq!(r.code, 2, "{}", r.shown);
+    assert!(
+        r.stdout
+            .contains("cannot turn MIG off while instances are in use"),
+        "{}",
+        r.shown
+    );
+    assert!(
+        r.stdout
+            .contains("would wait for a GPU reset (Ampere), and reset = false"),
+        "{}",
+        r.shown
+    );
+    for h in 0..2 {
+        assert_eq!(
+            lab.state(h)["gpus"][1]["mig_mode_current"],
+            1,
+            "--check changed host {h}"
+        );
+    }
+}
+
+#[test]
+fn one_ssh_connection_per_host_for_the_whole_run_and_json_per_gpu() {
+    let lab = Lab::new("conn");
+    let pb = lab.playbook(
+        "two-plays.lua",
+        r#"return {
+  { name = "first", hosts = "all", tasks = { { mig.mode{ enabled = true } } } },
+  { name = "second", hosts = "all", tasks = {
+      { mig.apply{ policy = "one-per-gpu" } },
+      { mig.assert{ policy = "one-per-gpu" } } } },
+}"#,
+    );
+    let before: Vec<usize> = lab
+        .hosts
+        .iter()
+        .map(TestHost::accepted_connections)
+        .collect();
+    let r = lab.run(&pb, &["--output", "json"]);
+    assert_eq!(r.code, 0, "{}", r.shown);
+    for (h, b) in lab.hosts.iter().zip(before) {
+        assert_eq!(h.accepted_connections() - b, 1, "{}: {}", h.tag, h.log());
+    }
+    let events: Vec<Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let apply = events
+        .iter()
+        .find(|e| {
+            e["event"] == "task_result"
+                && e["play"] == 2
+                && e["task"] == 1
+                && e["host"] == lab.hosts[0].tag
+        })
+        .unwrap_or_else(|| panic!("{}", r.shown));
+    assert_eq!(apply["result"]["status"], "changed");
+    let gpu = &apply["result"]["gpus"][1];
+    assert_eq!(gpu["index"], 1);
+    assert_eq!(gpu["before"], serde_json::json!([]));
+    assert_eq!(gpu["after"], serde_json::json!(["7g.80gb@0"]));
+    assert_eq!(
+        (gpu["destroyed"].as_u64(), gpu["created"].as_u64()),
+        (Some(0), Some(1))
+    );
+    assert_eq!(gpu["ops"].as_array().map(Vec::len), Some(2));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "nvml" && e["host"] == lab.hosts[1].tag)
+    );
+    let last = events.last().unwrap();
+    assert_eq!(last["event"], "summary");
+    assert_eq!(last["stats"][&lab.hosts[0].tag]["changed"], 2);
+}
+
+#[test]
+fn failures_say_what_the_agent_and_the_reset_command_said() {
+    let lab = Lab::new("faults");
+    let a100 = &lab.hosts[1].tag;
+    // The simulator's own complaint reaches the user, not only "cannot load NVML".
+    let bad_state = lab.hosts[1].dir().join("broken-sim.json");
+    std::fs::write(&bad_state, "{not json").unwrap();
+    let extra = lab.hosts[0].dir().join("broken.yml");
+    std::fs::write(
+        &extra,
+        format!(
+            "all:\n  hosts:\n    {a100}:\n      migfleet_agent_env: {{NVML_SIM_STATE: {}}}\n",
+            bad_state.display()
+        ),
+    )
+    .unwrap();
+    let r = lab.run("playbooks/demo.lua", &["-i", extra.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{}", r.shown);
+    assert!(
+        r.stdout.contains(&format!("fatal: [{a100}]: FAILED!")),
+        "{}",
+        r.shown
+    );
+    assert!(r.stdout.contains("agent stderr:"), "{}", r.shown);
+    assert!(
+        r.stdout.contains("nvml-sim: NVML_SIM_STATE: invalid state"),
+        "{}",
+        r.shown
+    );
+    assert!(
+        r.recap(&lab.hosts[0].tag).contains("failed=0"),
+        "{}",
+        r.shown
+    );
+
+    // A reset command that fails is named, with the variable that sets it.
+    std::fs::write(
+        &extra,
+        format!("all:\n  hosts:\n    {a100}:\n      migfleet_gpu_reset_command: [\"false\", \"{{bus_ids}}\"]\n"),
+    )
+    .unwrap();
+    let r = lab.run("playbooks/demo.lua", &["-i", extra.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{}", r.shown);
+    assert!(
+        r.stdout.contains("GPU 0-1: FAILED: GPU reset failed"),
+        "{}",
+        r.shown
+    );
+    assert!(r.stdout.contains("hint: the reset runs `nvidia-smi --gpu-reset -i {bus_ids}` unless the host sets migfleet_gpu_reset_command"), "{}", r.shown);
+}
+
+#[test]
+fn built_in_policies_work_from_anywhere_and_policy_errors_point_at_the_policy() {
+    let lab = Lab::new("builtin");
+    let dir = lab.hosts[0].dir().join("elsewhere");
+    std::fs::create_dir_all(dir.join("mine")).unwrap();
+    std::fs::write(
+        dir.join("site.lua"),
+        r#"return { hosts = "hopper", tasks = {
+  { mig.mode{ enabled = true } },
+  { mig.apply{ policy = "balanced" } },
+  { mig.apply{ policy = "picky" } },
+} }"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("mine/picky.lua"),
+        "return function(gpu, ctx)\n  if gpu.index == 1 then\n    error('no layout for GPU ' .. gpu.index)\n  end\n  return nil\nend\n",
+    )
+    .unwrap();
+    let args = [
+        "run".to_string(),
+        "site.lua".into(),
+        "-i".into(),
+        lab.inventory.display().to_string(),
+        "--known-hosts".into(),
+        lab.known_hosts.display().to_string(),
+        "--policy-dir".into(),
+        "mine".into(),
+    ];
+    let r = migfleet_in(&dir, &args);
+    assert_eq!(r.code, 2, "{}", r.shown);
+    assert_eq!(
+        lab.layout(0),
+        vec![BALANCED.to_vec(), BALANCED.to_vec()],
+        "{}",
+        r.shown
+    );
+    assert!(
+        r.stdout.contains("mine/picky.lua:3: no layout for GPU 1"),
+        "{}",
+        r.shown
+    );
 }

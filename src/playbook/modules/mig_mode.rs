@@ -70,7 +70,7 @@ impl MigMode {
         let message = if let Some(f) = &sw.fatal {
             f.clone()
         } else if !failed.is_empty() {
-            format!("MIG could not be turned {on} on GPU {}", ranges(&failed))
+            format!("MIG could not be turned {on}: GPU {}", ranges(&failed))
         } else if !changed.is_empty() {
             format!("{would} MIG {on} on GPU {}", ranges(&changed))
         } else if sw.gpus.is_empty() {

@@ -65,10 +65,16 @@ impl Run {
 /// Runs `migfleet ARGS` from the repository root.
 #[allow(dead_code)]
 pub fn migfleet<S: AsRef<str>>(args: &[S]) -> Run {
+    migfleet_in(std::path::Path::new(env!("CARGO_MANIFEST_DIR")), args)
+}
+
+/// Runs `migfleet ARGS` in `dir`.
+#[allow(dead_code)]
+pub fn migfleet_in<S: AsRef<str>>(dir: &std::path::Path, args: &[S]) -> Run {
     let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
     let out = Command::new(env!("CARGO_BIN_EXE_migfleet"))
         .args(&args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(dir)
         .output()
         .expect("the migfleet binary runs");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();

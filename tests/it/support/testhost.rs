@@ -171,7 +171,7 @@ impl TestHost {
         let cfg = format!(
             "ListenAddress {addr}\nPort {port}\nHostKey {hk}\nPidFile {pid}\nAuthorizedKeysFile {ak}\n\
 PermitRootLogin yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
-StrictModes no\nUsePAM no\nMaxStartups 500:30:1000\nMaxSessions 50\nLogLevel ERROR\nPrintMotd no\n\
+StrictModes no\nUsePAM no\nMaxStartups 500:30:1000\nMaxSessions 50\nLogLevel INFO\nPrintMotd no\n\
 AcceptEnv LANG LC_*\nSubsystem sftp internal-sftp\n",
             addr = self.address,
             port = self.port,
@@ -218,6 +218,11 @@ AcceptEnv LANG LC_*\nSubsystem sftp internal-sftp\n",
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+
+    /// SSH connections sshd accepted so far (its `Accepted publickey` log lines).
+    pub fn accepted_connections(&self) -> usize {
+        self.log().matches("Accepted publickey").count()
     }
 
     /// Kills sshd (the address then refuses connections).

@@ -24,11 +24,14 @@ pub fn run(argv: &[String]) -> Result<String> {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
         let stderr = String::from_utf8_lossy(&out.stderr);
+        let said = match stderr.trim() {
+            "" => String::new(),
+            s => format!(": {s}"),
+        };
         Err(AgentError::command(format!(
-            "`{}` failed ({}): {}",
+            "`{}` failed ({}){said}",
             argv.join(" "),
-            out.status,
-            stderr.trim()
+            out.status
         )))
     }
 }
