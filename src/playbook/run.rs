@@ -47,18 +47,6 @@ pub async fn run(fleet: &Fleet, plan: Plan<'_>, world: Arc<RunWorld>) -> Finishe
             hosts: hosts.clone(),
             check: world.check,
         });
-        for h in &hosts {
-            if !runs.contains_key(h) {
-                let Some(conn) = fleet.connection(h) else {
-                    continue;
-                };
-                runs.insert(
-                    h.clone(),
-                    HostRun::new(h, Arc::new(conn.clone()), Arc::new(fleet.vars(h))),
-                );
-                order.push(h.clone());
-            }
-        }
         let sizes = batch_sizes(hosts.len(), &play.serial);
         let mut offset = 0;
         for (bi, size) in sizes.iter().copied().enumerate() {
@@ -72,6 +60,18 @@ pub async fn run(fleet: &Fleet, plan: Plan<'_>, world: Arc<RunWorld>) -> Finishe
                     index: bi,
                     hosts: batch.clone(),
                 });
+            }
+            // A host joins the run (and the recap) with its first batch.
+            for h in &batch {
+                if !runs.contains_key(h)
+                    && let Some(conn) = fleet.connection(h)
+                {
+                    runs.insert(
+                        h.clone(),
+                        HostRun::new(h, Arc::new(conn.clone()), Arc::new(fleet.vars(h))),
+                    );
+                    order.push(h.clone());
+                }
             }
             // Connect and load where this is the host's first play.
             let started = step(

@@ -1,52 +1,19 @@
 //! The fleet commands end to end: the real `migfleet` binary against real sshd test hosts
 //! on 127.0.x.y, each with its own host key, remote directory and simulated GPUs.
 
-use crate::support::testhost::{TestFleet, TestHost, client_key, write_known_hosts};
+use crate::support::sim::{SimHost, write_inventory};
+use crate::support::testhost::{TestFleet, TestHost, write_known_hosts};
 use crate::support::{Run, migfleet};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-/// Gives each host simulated GPUs and writes an inventory for the hosts.
-fn inventory(dir: &Path, hosts: &[&TestHost], model: &str) -> PathBuf {
-    let bin = crate::support::built_bins();
-    let mut yaml = String::from("all:\n  vars:\n    ansible_user: root\n");
-    yaml.push_str(&format!(
-        "    ansible_ssh_private_key_file: {}\n",
-        client_key().display()
-    ));
-    yaml.push_str(&format!(
-        "    migfleet_nvml_lib: {}\n",
-        bin.join("libnvidia_ml_sim.so").display()
-    ));
-    yaml.push_str("  children:\n    gpus:\n      hosts:\n");
-    for h in hosts {
-        let state = h.dir().join("sim.json");
-        if !state.exists() {
-            let ok = Command::new(bin.join("nvml-sim"))
-                .args(["init", "--state"])
-                .arg(&state)
-                .args(["--model", model, "--gpus", "2"])
-                .output()
-                .unwrap();
-            assert!(
-                ok.status.success(),
-                "{}",
-                String::from_utf8_lossy(&ok.stderr)
-            );
-        }
-        yaml.push_str(&format!(
-            "        {}:\n          ansible_host: {}\n          ansible_port: {}\n          migfleet_remote_dir: {}\n          migfleet_agent_env: {{NVML_SIM_STATE: {}}}\n",
-            h.tag,
-            h.address,
-            h.port,
-            h.remote_dir().display(),
-            state.display()
-        ));
-    }
-    let path = dir.join("inventory.yml");
-    std::fs::write(&path, yaml).unwrap();
-    path
+/// Gives each host two simulated GPUs of `model` and writes an inventory for them.
+fn inventory(dir: &Path, hosts: &[&TestHost], model: &'static str) -> PathBuf {
+    let sims: Vec<SimHost> = hosts
+        .iter()
+        .map(|h| SimHost::ssh(h, &[(model, 2)]).in_group("gpus"))
+        .collect();
+    write_inventory(&dir.join("inventory.yml"), &sims)
 }
 
 /// The `host_done` events of a `--output json` run, by host.

@@ -20,6 +20,8 @@ mod lua_loader;
 mod lua_sandbox;
 /// `migfleet run` against sshd test hosts with simulated GPUs.
 mod run_playbooks;
+/// What people read, as snapshots.
+mod snapshots;
 /// Agent push over SSH.
 mod transport_push;
 /// The SSH transport: exec, host keys, timeouts, quoting.

@@ -5,7 +5,8 @@
 //! as mig-parted applies them; one SSH connection per host per run; a failing or escaping
 //! policy fails its host only.
 
-use crate::support::testhost::{TestHost, client_key, write_known_hosts};
+use crate::support::sim::{SimHost, write_inventory};
+use crate::support::testhost::{TestHost, write_known_hosts};
 use crate::support::{Run, migfleet, migfleet_in};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -21,47 +22,17 @@ struct Lab {
 
 impl Lab {
     fn new(tag: &str) -> Lab {
-        let bin = crate::support::built_bins();
         let hosts = vec![
             TestHost::start(&format!("{tag}-h100")),
             TestHost::start(&format!("{tag}-a100")),
         ];
-        let mut yaml = format!(
-            "all:\n  vars:\n    ansible_user: root\n    ansible_ssh_private_key_file: {}\n    migfleet_nvml_lib: {}\n  children:\n",
-            client_key().display(),
-            bin.join("libnvidia_ml_sim.so").display()
+        let inventory = write_inventory(
+            &hosts[0].dir().join("inventory.yml"),
+            &[
+                SimHost::ssh(&hosts[0], &[("H100-80GB", 2)]).in_group("hopper"),
+                SimHost::ssh(&hosts[1], &[("A100-40GB", 2)]).in_group("ampere"),
+            ],
         );
-        for (h, (group, model)) in hosts
-            .iter()
-            .zip([("hopper", "H100-80GB"), ("ampere", "A100-40GB")])
-        {
-            let state = h.dir().join("sim.json");
-            let out = Command::new(bin.join("nvml-sim"))
-                .args(["init", "--state"])
-                .arg(&state)
-                .args(["--model", model, "--gpus", "2"])
-                .output()
-                .unwrap();
-            assert!(out.status.success());
-            let systemctl = h.dir().join("systemctl");
-            std::fs::write(&systemctl, "#!/bin/sh\necho \"$*\" >> \"$(dirname \"$0\")/systemctl.log\"\ncase \"$1\" in is-active) exit 3 ;; esac\nexit 0\n").unwrap();
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&systemctl, std::fs::Permissions::from_mode(0o755)).unwrap();
-            yaml.push_str(&format!(
-                "    {group}:\n      hosts:\n        {}:\n          ansible_host: {}\n          ansible_port: {}\n          migfleet_remote_dir: {}\n          migfleet_agent_env: {{NVML_SIM_STATE: {}, MIGFLEET_SYSTEMCTL: {}, MIGFLEET_STATE_DIR: {}}}\n          migfleet_gpu_reset_command: [{}, reset, --state, {}, -i, \"{{bus_ids}}\"]\n",
-                h.tag,
-                h.address,
-                h.port,
-                h.remote_dir().display(),
-                state.display(),
-                systemctl.display(),
-                h.dir().join("agent-state").display(),
-                bin.join("nvml-sim").display(),
-                state.display(),
-            ));
-        }
-        let inventory = hosts[0].dir().join("inventory.yml");
-        std::fs::write(&inventory, yaml).unwrap();
         let known_hosts = write_known_hosts(&hosts[0].dir().join("known_hosts"), hosts.iter());
         Lab {
             hosts,
