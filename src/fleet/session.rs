@@ -379,6 +379,7 @@ impl Session {
 
     async fn start_failure(&mut self, error: CallError) -> SessionError {
         let stderr = self.stderr_after_failure(&error, 0).await;
+        self.drain_stderr();
         let failed = Failed { error, stderr };
         // The connection stood; the agent did not work: a failure, not unreachable.
         SessionError::failed(format!("starting the agent: {}", failed.message()))

@@ -71,7 +71,7 @@ struct Monitor {
     check: bool,
     bars: Bars,
     /// Plain mode: when each host last got a progress line.
-    last_plain: HashMap<String, Instant>,
+    plain_progress: Throttle,
     /// Stdout went away (`| head`): stop writing to it.
     stdout_closed: bool,
 }
@@ -83,7 +83,7 @@ impl Monitor {
             show,
             check: false,
             bars: Bars::new(mode == Mode::Bars),
-            last_plain: HashMap::new(),
+            plain_progress: Throttle::new(PLAIN_PROGRESS_EVERY),
             stdout_closed: false,
         }
     }
@@ -146,15 +146,11 @@ impl Monitor {
                 waiting,
             } => {
                 self.bars.host(host, message);
-                if self.mode == Mode::Plain && *waiting {
-                    let due = self
-                        .last_plain
-                        .get(host)
-                        .is_none_or(|t| t.elapsed() >= PLAIN_PROGRESS_EVERY);
-                    if due {
-                        self.last_plain.insert(host.clone(), Instant::now());
-                        self.err(&format!("[{host}] {message}"));
-                    }
+                if self.mode == Mode::Plain
+                    && *waiting
+                    && self.plain_progress.due(host, Instant::now())
+                {
+                    self.err(&format!("[{host}] {message}"));
                 }
             }
             Event::HostDone { host, outcome } => {
@@ -223,6 +219,33 @@ impl Monitor {
 
     fn finish(&mut self) {
         self.bars.finish();
+    }
+}
+
+/// At most one line per host per `every`.
+struct Throttle {
+    every: Duration,
+    last: HashMap<String, Instant>,
+}
+
+impl Throttle {
+    fn new(every: Duration) -> Throttle {
+        Throttle {
+            every,
+            last: HashMap::new(),
+        }
+    }
+
+    /// Whether `host` may have a line at `now` (and if so, that it had one).
+    fn due(&mut self, host: &str, now: Instant) -> bool {
+        let due = self
+            .last
+            .get(host)
+            .is_none_or(|t| now.saturating_duration_since(*t) >= self.every);
+        if due {
+            self.last.insert(host.to_string(), now);
+        }
+        due
     }
 }
 
@@ -300,5 +323,23 @@ impl Bars {
         if let Some(t) = self.total.take() {
             t.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_progress_is_one_line_per_host_per_period() {
+        let mut t = Throttle::new(PLAIN_PROGRESS_EVERY);
+        let t0 = Instant::now();
+        assert!(t.due("a", t0));
+        assert!(t.due("b", t0), "hosts are throttled separately");
+        // A drain that reports every 200 ms for 30 s: three lines, not 150.
+        let lines = (1..=150)
+            .filter(|i| t.due("a", t0 + Duration::from_millis(200 * i)))
+            .count();
+        assert_eq!(lines, 3);
     }
 }

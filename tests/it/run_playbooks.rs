@@ -485,8 +485,15 @@ fn a_busy_gpu_blocks_only_itself_unless_asked_to_fail_the_host() {
     );
     // The default: GPU 1 is repartitioned, GPU 0 is named with the instance and PID, and
     // the hints say what to do.
-    let r = lab.run(&whole("skip_gpu"), &[]);
+    let r = lab.run(&whole("skip_gpu"), &["-v"]);
     assert_eq!(r.code, 2, "{}", r.shown);
+    // -v lists the NVML operations that ran under the GPU they ran on.
+    assert!(
+        r.stdout
+            .contains("         1. destroy CI 0 (2g.20gb) in GI"),
+        "{}",
+        r.shown
+    );
     assert_eq!(lab.layout(0)[1], vec![0], "GPU 1 got its 7g: {}", r.shown);
     assert_eq!(lab.layout(0)[0], BALANCED.to_vec(), "GPU 0 untouched");
     let fatal = format!("fatal: [{}]: FAILED!", lab.hosts[0].tag);
@@ -648,8 +655,16 @@ fn failures_say_what_the_agent_and_the_reset_command_said() {
         ),
     )
     .unwrap();
-    let r = lab.run("playbooks/demo.lua", &["-i", extra.to_str().unwrap()]);
+    let r = lab.run("playbooks/demo.lua", &["-i", extra.to_str().unwrap(), "-v"]);
     assert_eq!(r.code, 2, "{}", r.shown);
+    // -v also shows what agents write to stderr as it comes.
+    assert!(
+        r.stderr.contains(&format!(
+            "[{a100}] agent: nvml-sim: NVML_SIM_STATE: invalid state"
+        )),
+        "{}",
+        r.shown
+    );
     assert!(
         r.stdout.contains(&format!("fatal: [{a100}]: FAILED!")),
         "{}",
