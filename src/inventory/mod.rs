@@ -4,6 +4,7 @@ pub mod connection;
 mod ini;
 mod list;
 mod pattern;
+mod pylit;
 pub mod range;
 mod script;
 mod vars;

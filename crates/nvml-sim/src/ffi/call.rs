@@ -1,0 +1,83 @@
+//! The call wrapper every export runs its body through: initialisation check, error injection, the state under the file lock, the call-log line, and a panic guard.
+
+use super::*;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Access {
+    /// Reads the state under a shared lock.
+    Read,
+    /// Read-modify-write under the exclusive lock; saved only when the body succeeds.
+    Write,
+}
+
+pub(super) fn code_of(r: Result<(), Code>) -> Code {
+    match r {
+        Ok(()) => SUCCESS,
+        Err(c) => c,
+    }
+}
+
+pub(super) fn store_failed(e: impl std::fmt::Display) -> Code {
+    eprintln!("nvml-sim: {e}");
+    UNKNOWN
+}
+
+pub(super) fn run(
+    store: &Store,
+    name: &str,
+    access: Access,
+    body: impl FnOnce(&mut State) -> Result<(), Code>,
+) -> Code {
+    if access == Access::Read {
+        match store.load() {
+            Ok(mut state) if !state.has_injection(name) => return code_of(body(&mut state)),
+            Ok(_) => {}
+            Err(e) => return store_failed(e),
+        }
+    }
+    let r = store.update(|s| {
+        if let Some(code) = s.take_injection(name) {
+            return (code, true);
+        }
+        let mut work = s.clone();
+        match body(&mut work) {
+            Ok(()) if access == Access::Write => {
+                *s = work;
+                (SUCCESS, true)
+            }
+            other => (code_of(other), false),
+        }
+    });
+    r.unwrap_or_else(store_failed)
+}
+
+/// Runs one exported call: panic guard, init check, injection, body, call log.
+pub(super) fn call(
+    name: &'static str,
+    args: Value,
+    access: Access,
+    body: impl FnOnce(&mut State) -> Result<(), Code>,
+) -> nvmlReturn_t {
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        let Some(store) = current_store() else {
+            if let Some(path) = std::env::var_os(STATE_ENV) {
+                log(&Store::new(path), name, args, UNINITIALIZED);
+            }
+            return UNINITIALIZED;
+        };
+        let ret = run(&store, name, access, body);
+        log(&store, name, args, ret);
+        ret
+    }));
+    r.unwrap_or(UNKNOWN)
+}
+
+pub(super) fn log(store: &Store, name: &str, args: Value, ret: Code) {
+    // The call log is best effort: a failure to log never changes the NVML result.
+    // Built by hand so `fn` comes first in each line (serde_json sorts object keys).
+    let line = format!(
+        "{{\"fn\":{},\"args\":{args},\"ret\":{ret}}}",
+        Value::from(name)
+    );
+    let _ = store.append_line(&line);
+}
