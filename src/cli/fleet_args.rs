@@ -15,8 +15,8 @@ use std::time::Duration;
 #[derive(Debug, clap::Args)]
 pub struct FleetArgs {
     /// Inventory: an Ansible YAML or INI file, an executable printing Ansible's JSON, or a
-    /// directory of them. Repeat for several; later ones win.
-    #[arg(short = 'i', long = "inventory", required = true, value_name = "INV")]
+    /// directory of them. Repeat for several; later ones win. Needed to reach hosts.
+    #[arg(short = 'i', long = "inventory", value_name = "INV")]
     pub inventory: Vec<PathBuf>,
     /// Restrict to hosts matching this Ansible pattern (`gpu_h100:!maint`, `~gpu0[1-4]`,
     /// `@retry.txt`).
@@ -63,6 +63,12 @@ impl FleetArgs {
     /// Loads the inventory (running dynamic inventories once), known_hosts and the agent
     /// builds: everything a run shares.
     pub fn fleet(&self) -> Result<Fleet, Failure> {
+        if self.inventory.is_empty() {
+            return Err(Failure::options(
+                "no inventory: pass -i INV (a file, a directory or an executable)",
+            )
+            .hint("inventory/demo.yml runs on this machine against simulated GPUs"));
+        }
         let inv = Inventory::load(&self.inventory).map_err(|e| Failure::parse(e.to_string()))?;
         Fleet::new(
             inv,

@@ -360,6 +360,23 @@ fn list_and_syntax_options_stop_before_running() {
     let r = lab.run(&bad, &["--syntax-check"]);
     assert_eq!(r.code, 4, "{}", r.shown);
     assert!(r.shown.contains("syntax.lua:3"), "{}", r.shown);
+    // A typo in a module argument, and a named policy that does not exist: caught by
+    // --syntax-check (no inventory needed), each at its task's line.
+    for (body, needle) in [
+        (
+            "return { hosts = 'all', tasks = {\n  { drain{ unit = {'dcgm'} } },\n} }",
+            "typo.lua:2: task #1: drain: unknown argument `unit` (did you mean `units`?)",
+        ),
+        (
+            "return { hosts = 'all', tasks = {\n  { mig.mode{ enabled = true } },\n  { mig.apply{ policy = 'balancd' } },\n} }",
+            "typo.lua:3: task #2: mig.apply: policy: policy 'balancd' not found (did you mean 'balanced'?)",
+        ),
+    ] {
+        let pb = write_playbook(lab.hosts[0].dir(), "typo.lua", body);
+        let r = migfleet(&["run", &pb, "--syntax-check"]);
+        assert_eq!(r.code, 4, "{}", r.shown);
+        assert!(r.stderr.contains(needle), "{needle}\n{}", r.shown);
+    }
     assert_eq!(lab.mutations(0), 0);
 }
 
