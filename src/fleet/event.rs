@@ -231,6 +231,14 @@ pub enum Event {
         #[serde(skip_serializing_if = "Vec::is_empty")]
         hints: Vec<String>,
     },
+    /// A host's part in a playbook run is over: its counters, and why it stopped early
+    /// if it did. Sent at the end of the run, in the order hosts joined it.
+    HostFinished {
+        host: String,
+        stats: crate::report::recap::HostStats,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        down: Option<Status>,
+    },
     /// One NVML operation done by an agent.
     Nvml {
         host: String,

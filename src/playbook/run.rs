@@ -169,12 +169,19 @@ pub async fn run(fleet: &Fleet, plan: Plan<'_>, world: Arc<RunWorld>) -> Finishe
             }
         }
     }
-    Finished {
-        hosts: order
-            .into_iter()
-            .filter_map(|h| runs.remove(&h).map(|r| (h, r.stats)))
-            .collect(),
-    }
+    let hosts: Vec<(String, HostStats)> = order
+        .into_iter()
+        .filter_map(|h| runs.remove(&h).map(|r| (h, r.stats, r.down)))
+        .map(|(host, stats, down)| {
+            events.send(Event::HostFinished {
+                host: host.clone(),
+                stats,
+                down: down.map(|d| d.status),
+            });
+            (host, stats)
+        })
+        .collect();
+    Finished { hosts }
 }
 
 fn failed_in(runs: &HashMap<String, HostRun>, batch: &[String]) -> usize {

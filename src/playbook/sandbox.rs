@@ -360,7 +360,7 @@ pub fn new_env(lua: &Lua) -> Result<Table, LuaError> {
     Ok(env)
 }
 
-/// Adds a global to every environment made from now on (the API the runner provides to
+/// Adds a global to every environment made from now on (the helpers `api` provides to
 /// playbooks and policies, such as `mig.pack`).
 pub fn add_global(lua: &Lua, name: &str, value: impl mlua::IntoLua) -> Result<(), LuaError> {
     let template: Table = lua.named_registry_value(TEMPLATE_KEY)?;

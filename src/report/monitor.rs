@@ -209,6 +209,7 @@ impl Monitor {
             } => self
                 .bars
                 .host(host, &format!("GPU {gpu}: {step}/{of} {op}")),
+            Event::HostFinished { .. } => {}
             Event::AgentStderr { host, line } => {
                 if self.show.verbosity > 0 {
                     self.err(&format!("[{host}] agent: {line}"));

@@ -19,17 +19,6 @@ pub struct HostStats {
 }
 
 impl HostStats {
-    /// Adds another set of counters (a later play's) to these.
-    pub fn merge(&mut self, o: &HostStats) {
-        self.ok += o.ok;
-        self.changed += o.changed;
-        self.unreachable += o.unreachable;
-        self.failed += o.failed;
-        self.skipped += o.skipped;
-        self.rescued += o.rescued;
-        self.ignored += o.ignored;
-    }
-
     /// Counts one task result. A changed task also counts as ok, as in Ansible.
     pub fn add(&mut self, status: Status) {
         match status {

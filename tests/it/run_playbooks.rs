@@ -429,6 +429,17 @@ fn mig_parted_configs_apply_as_mig_parted_does() {
     let r = lab.run(&pb, &[]);
     assert_eq!(r.code, 0, "{}", r.shown);
     let before = lab.mutations(0);
+    // So are layouts without `@start`: asserted and applied as counts.
+    let pb = lab.playbook(
+        "counts.lua",
+        r#"return { hosts = "hopper", tasks = {
+  { mig.assert{ layout = "2x1g.10gb, 2g.20gb, 3g.40gb" } },
+  { mig.apply{ layout = { "3g.40gb", "2g.20gb", "2x1g.10gb" } } } } }"#,
+    );
+    let r = lab.run(&pb, &[]);
+    assert_eq!(r.code, 0, "{}", r.shown);
+    assert!(r.recap(h100).contains("ok=2    changed=0"), "{}", r.shown);
+    assert_eq!(lab.mutations(0), before, "{}", r.shown);
     lab.busy(0, 1, 4242);
     let r = lab.run("playbooks/from-mig-parted.lua", &["-e", "config=balanced"]);
     assert_eq!(
@@ -651,6 +662,12 @@ fn one_ssh_connection_per_host_for_the_whole_run_and_json_per_gpu() {
             .iter()
             .any(|e| e["event"] == "nvml" && e["host"] == lab.hosts[1].tag)
     );
+    let finished: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "host_finished")
+        .collect();
+    assert_eq!(finished.len(), 2, "{}", r.shown);
+    assert_eq!(finished[0]["stats"]["ok"], 3);
     let last = events.last().unwrap();
     assert_eq!(last["event"], "summary");
     assert_eq!(last["stats"][&lab.hosts[0].tag]["changed"], 2);

@@ -120,9 +120,14 @@ impl<'a> SimHost<'a> {
 /// Prepares every host and writes the inventory reaching them to `path`: the sshd hosts
 /// as root with the test client key, all with the simulator as their NVML.
 pub fn write_inventory(path: &Path, hosts: &[SimHost<'_>]) -> PathBuf {
+    write_inventory_as(path, hosts, "root")
+}
+
+/// [`write_inventory`], logging in to the sshd hosts as `user`.
+pub fn write_inventory_as(path: &Path, hosts: &[SimHost<'_>], user: &str) -> PathBuf {
     let bin = super::built_bins();
     let mut yaml = format!(
-        "all:\n  vars:\n    ansible_user: root\n    ansible_ssh_private_key_file: {}\n    migfleet_nvml_lib: {}\n",
+        "all:\n  vars:\n    ansible_user: {user}\n    ansible_ssh_private_key_file: {}\n    migfleet_nvml_lib: {}\n",
         client_key().display(),
         bin.join("libnvidia_ml_sim.so").display()
     );
