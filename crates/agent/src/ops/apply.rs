@@ -5,14 +5,14 @@
 //! change) or, with `on_busy = fail_host`, nothing changes at all. A dry run stops after
 //! planning, optionally from an assumed state instead of NVML's.
 
+use super::busy::{self, GiPids};
 use crate::error::{AgentError, Result};
 use crate::nvml::{self, HostModel, Session};
 use migfleet_mig::catalog::GpuModel;
 use migfleet_mig::layout::{Placed, Want};
 use migfleet_mig::plan::{CurrentCi, CurrentGi, Plan, PlanError, plan};
 use migfleet_proto::{
-    ApplyResult, AssumedGpu, Blocked, BusyInstance, ErrorKind, Event, GpuLayout, OnBusy,
-    PlacedInstance,
+    ApplyResult, AssumedGpu, Blocked, ErrorKind, Event, GpuLayout, OnBusy, PlacedInstance,
 };
 use std::collections::BTreeMap;
 
@@ -139,38 +139,12 @@ fn prepare(
     }
     let outcome = match plan(model, &planning, &wants) {
         Ok(p) => Ok(p),
-        Err(PlanError::InUse { blockers }) => {
-            let instances: Vec<BusyInstance> = blockers
-                .iter()
-                .map(|b| BusyInstance {
-                    gi_id: b.gi_id,
-                    label: b.instance.clone(),
-                    pids: pids.get(&b.gi_id).cloned().unwrap_or_default(),
-                })
-                .collect();
-            let named: Vec<String> = blockers
-                .iter()
-                .zip(&instances)
-                .map(|(b, i)| {
-                    let pids: Vec<String> = i.pids.iter().map(u32::to_string).collect();
-                    format!(
-                        "{} (GI {}) has processes {}: {}",
-                        b.instance,
-                        b.gi_id,
-                        if pids.is_empty() {
-                            "(PIDs not visible)".to_string()
-                        } else {
-                            pids.join(", ")
-                        },
-                        b.reason
-                    )
-                })
-                .collect();
-            Err(Blocked {
-                message: format!("would destroy instances in use: {}", named.join("; ")),
-                instances,
-            })
-        }
+        Err(PlanError::InUse { blockers }) => Err(busy::blocked(
+            "would destroy instances in use",
+            &blockers,
+            &pids,
+            true,
+        )),
         Err(e) => return Err(AgentError::invalid(e.to_string())),
     };
     Ok(Prepared {
@@ -180,9 +154,6 @@ fn prepare(
         outcome,
     })
 }
-
-/// PIDs on each GI, by GI id.
-type GiPids = BTreeMap<u32, Vec<u32>>;
 
 /// The planner's view of an assumed state, and the PIDs of its busy GIs (none known).
 fn assumed_current(model: &GpuModel, a: &AssumedGpu) -> Result<(Vec<CurrentGi>, GiPids)> {

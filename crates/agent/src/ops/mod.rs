@@ -2,6 +2,7 @@
 //! error; none of them decides policy.
 
 pub mod apply;
+pub mod busy;
 pub mod facts;
 pub mod hello;
 pub mod host;

@@ -1,10 +1,11 @@
 //! `set_mig_mode` and `reset_gpus`: switching MIG mode, and resetting exactly the GPUs
 //! whose change is pending (never every GPU of the node).
 
+use super::busy;
 use crate::error::{AgentError, Result};
 use crate::nvml::{self, HostModel, Session};
 use migfleet_mig::plan::{Op, PlanError, plan};
-use migfleet_proto::{Blocked, BusyInstance, ErrorKind, ModeResult, OnBusy};
+use migfleet_proto::{Blocked, ErrorKind, ModeResult, OnBusy};
 
 pub fn set_mig_mode(
     session: &Session,
@@ -72,39 +73,12 @@ fn clear_plan(session: &Session, index: u32, enabled: bool) -> Result<Clear> {
     let current = nvml::current(&gis);
     match plan(host.model, &current, &[]) {
         Ok(p) => Ok(Clear::Plan(host, p.ops)),
-        Err(PlanError::InUse { blockers }) => {
-            let instances: Vec<BusyInstance> = blockers
-                .iter()
-                .map(|b| BusyInstance {
-                    gi_id: b.gi_id,
-                    label: b.instance.clone(),
-                    pids: gis
-                        .iter()
-                        .filter(|g| g.gi_id == b.gi_id)
-                        .flat_map(|g| g.cis.iter().flat_map(|c| c.processes.iter().map(|p| p.pid)))
-                        .collect(),
-                })
-                .collect();
-            let named: Vec<String> = instances
-                .iter()
-                .map(|i| {
-                    let pids: Vec<String> = i.pids.iter().map(u32::to_string).collect();
-                    format!(
-                        "{} (GI {}) has processes {}",
-                        i.label,
-                        i.gi_id,
-                        pids.join(", ")
-                    )
-                })
-                .collect();
-            Ok(Clear::Blocked(Blocked {
-                message: format!(
-                    "cannot turn MIG off while instances are in use: {}",
-                    named.join("; ")
-                ),
-                instances,
-            }))
-        }
+        Err(PlanError::InUse { blockers }) => Ok(Clear::Blocked(busy::blocked(
+            "cannot turn MIG off while instances are in use",
+            &blockers,
+            &busy::gi_pids(&gis),
+            false,
+        ))),
         Err(e) => Err(AgentError::invalid(e.to_string())),
     }
 }
