@@ -137,19 +137,13 @@ impl MigApply {
         }
         let mut fatal = None;
         if !layouts.is_empty() {
-            let assume = if cx.check {
-                assumptions(cx, &facts, &layouts).await?
-            } else {
-                Vec::new()
-            };
-            let op = Op::Apply {
-                gpus: layouts,
+            let request = ApplyRequest {
                 dry_run: cx.check,
                 allow_destroy_in_use: self.allow_destroy_in_use,
                 on_busy: self.on_busy,
-                assume,
+                timeout: self.timeout,
             };
-            match cx.call(op, self.timeout).await {
+            match request.send(cx, &facts, layouts).await {
                 Ok(Reply::Apply { gpus }) => {
                     for a in &gpus {
                         let base = facts
@@ -266,9 +260,44 @@ pub(super) fn placed(g: &migfleet_proto::GpuFacts) -> Vec<PlacedInstance> {
         .collect()
 }
 
+/// An `apply` request to the agent, shared by `mig.apply` and `mig.assert` (a dry run).
+pub(super) struct ApplyRequest {
+    pub dry_run: bool,
+    pub allow_destroy_in_use: bool,
+    pub on_busy: OnBusy,
+    pub timeout: Option<Duration>,
+}
+
+impl ApplyRequest {
+    /// Sends it for `layouts`; in check mode, GPUs that earlier tasks would have changed
+    /// are planned from that state.
+    pub(super) async fn send(
+        &self,
+        cx: &mut TaskCx<'_>,
+        facts: &Facts,
+        layouts: Vec<GpuLayout>,
+    ) -> Result<Reply, CallFailure> {
+        let assume = if cx.check {
+            assumptions(cx, facts, &layouts)
+                .await
+                .map_err(CallFailure::Lost)?
+        } else {
+            Vec::new()
+        };
+        let op = Op::Apply {
+            gpus: layouts,
+            dry_run: self.dry_run,
+            allow_destroy_in_use: self.allow_destroy_in_use,
+            on_busy: self.on_busy,
+            assume,
+        };
+        cx.call(op, self.timeout).await
+    }
+}
+
 /// Check mode: GPUs whose instances earlier tasks would have changed are planned from
 /// that state, not from what NVML reports.
-pub(super) async fn assumptions(
+async fn assumptions(
     cx: &mut TaskCx<'_>,
     facts: &Facts,
     layouts: &[GpuLayout],

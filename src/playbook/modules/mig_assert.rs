@@ -4,9 +4,9 @@
 //! as counts and pinned placements as placements. In check mode it asserts the state the
 //! earlier tasks would have left.
 
-use migfleet_proto::{GpuLayout, Op, Reply};
+use migfleet_proto::{GpuLayout, Reply};
 
-use super::mig_apply::assumptions;
+use super::mig_apply::ApplyRequest;
 use super::target::{Target, Wanted};
 use super::{Args, CallFailure, Lost, TaskCx, gpu_base, labels, select_gpus};
 use crate::fleet::{GpuResult, TaskResult};
@@ -102,19 +102,13 @@ impl MigAssert {
         }
         layouts.retain(|l| on_of(l.index));
         if !layouts.is_empty() {
-            let assume = if cx.check {
-                assumptions(cx, &facts, &layouts).await?
-            } else {
-                Vec::new()
-            };
-            let op = Op::Apply {
-                gpus: layouts,
+            let request = ApplyRequest {
                 dry_run: true,
                 allow_destroy_in_use: false,
                 on_busy: Default::default(),
-                assume,
+                timeout: None,
             };
-            match cx.call(op, None).await {
+            match request.send(cx, &facts, layouts).await {
                 Ok(Reply::Apply { gpus }) => {
                     for a in gpus {
                         let differs = a.changed || a.blocked.is_some();
