@@ -247,6 +247,11 @@ pub enum Event {
         of: usize,
         op: NvmlOp,
     },
+    /// A line a playbook or policy printed (Lua's `print`) while running for a host.
+    Print {
+        host: String,
+        line: String,
+    },
     /// A line the agent wrote to its stderr (driver and simulator messages).
     AgentStderr {
         host: String,

@@ -116,7 +116,12 @@ impl HostRun {
             let loaded = new_state(&world.limits).and_then(|lua| {
                 sandbox::set_print_sink(&lua, {
                     let (events, host) = (world.events.clone(), self.name.clone());
-                    move |line| events.progress(&host, format!("print: {line}"))
+                    move |line| {
+                        events.send(crate::fleet::Event::Print {
+                            host: host.clone(),
+                            line: line.to_string(),
+                        })
+                    }
                 });
                 let plays = load_plays(&lua, &world.source, &world.shared)?;
                 Ok((lua, plays))

@@ -210,6 +210,7 @@ impl Monitor {
                 .bars
                 .host(host, &format!("GPU {gpu}: {step}/{of} {op}")),
             Event::HostFinished { .. } => {}
+            Event::Print { host, line } => self.err(&format!("[{host}] print: {line}")),
             Event::AgentStderr { host, line } => {
                 if self.show.verbosity > 0 {
                     self.err(&format!("[{host}] agent: {line}"));

@@ -569,6 +569,7 @@ fn check_mode_plans_from_what_earlier_tasks_would_leave() {
   { name = "only for real", when = function(host) return not host.check_mode end,
     mig.mode{ enabled = false } },
   { name = "knows", run = function(host)
+      print("hello from " .. host.host)
       return { msg = "check_mode=" .. tostring(host.check_mode) .. " " .. tostring(host.vars.ansible_check_mode) } end },
   { name = "whole GPUs", mig.apply{ layout = "7g.80gb", gpus = {0} }, when = function(host) return host.host:find("h100") ~= nil end },
 } }"#,
@@ -582,6 +583,9 @@ fn check_mode_plans_from_what_earlier_tasks_would_leave() {
         r.shown
     );
     assert!(r.stdout.contains("check_mode=true true"), "{}", r.shown);
+    // What Lua prints reaches the user, with the host it ran for.
+    let printed = format!("[{h}] print: hello from {h}", h = lab.hosts[1].tag);
+    assert!(r.stderr.contains(&printed), "{}", r.shown);
     assert!(r.stdout.contains("has processes 777"), "{}", r.shown);
     // Turning MIG off in check mode: the busy GPU is reported, the reset is not forgotten.
     let pb = lab.playbook(
