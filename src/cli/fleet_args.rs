@@ -61,8 +61,14 @@ fn parse_forks(s: &str) -> Result<usize, String> {
 
 impl FleetArgs {
     /// Loads the inventory (running dynamic inventories once), known_hosts and the agent
-    /// builds: everything a run shares.
+    /// builds: everything a run that reaches hosts shares.
     pub fn fleet(&self) -> Result<Fleet, Failure> {
+        Ok(self.hosts()?.with_context(self.context()?))
+    }
+
+    /// The inventory and `--limit` only, for commands that list hosts without reaching
+    /// them (no agent build or known_hosts needed).
+    pub fn hosts(&self) -> Result<Fleet, Failure> {
         if self.inventory.is_empty() {
             return Err(Failure::options(
                 "no inventory: pass -i INV (a file, a directory or an executable)",
@@ -70,16 +76,11 @@ impl FleetArgs {
             .hint("inventory/demo.yml runs on this machine against simulated GPUs"));
         }
         let inv = Inventory::load(&self.inventory).map_err(|e| Failure::parse(e.to_string()))?;
-        Fleet::new(
-            inv,
-            self.limit.as_deref(),
-            self.context()?,
-            self.forks,
-            self.verbose,
-        )
+        Fleet::new(inv, self.limit.as_deref(), self.forks, self.verbose)
     }
 
-    fn context(&self) -> Result<Context, Failure> {
+    /// known_hosts and the agent builds (each build hashed once).
+    pub fn context(&self) -> Result<Context, Failure> {
         let mut ssh = SshOptions::default();
         if let Some(k) = &self.known_hosts {
             ssh.known_hosts = k.clone();

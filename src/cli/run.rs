@@ -138,7 +138,7 @@ pub fn exec(args: Args, output: Output) -> Result<(), Failure> {
         return Ok(());
     }
 
-    let mut fleet = args.fleet.fleet()?;
+    let fleet = args.fleet.hosts()?;
     let hosts: Vec<Vec<String>> = plays
         .iter()
         .map(|p| fleet.select(&p.hosts))
@@ -162,6 +162,7 @@ pub fn exec(args: Args, output: Output) -> Result<(), Failure> {
             "no play has a host left after --limit `{limit}`"
         )));
     }
+    let mut fleet = fleet.with_context(args.fleet.context()?);
     let mut everyone: Vec<String> = hosts.iter().flatten().cloned().collect();
     everyone.sort();
     everyone.dedup();
@@ -172,6 +173,7 @@ pub fn exec(args: Args, output: Output) -> Result<(), Failure> {
         verbosity: args.fleet.verbose,
         diff: args.diff,
     };
+    let context = fleet.context()?;
     let rt = runtime()?;
     let finished = rt.block_on(async {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -181,7 +183,7 @@ pub fn exec(args: Args, output: Output) -> Result<(), Failure> {
             shared,
             limits,
             check: args.check,
-            context: fleet.context.clone(),
+            context,
             events: Events::new(tx),
         });
         let plan = run::Plan {

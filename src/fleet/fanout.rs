@@ -20,7 +20,8 @@ pub struct Fleet {
     /// The hosts `--limit` allows (`None`: all).
     limit: Option<Vec<String>>,
     limit_text: Option<String>,
-    pub context: Arc<Context>,
+    /// Known hosts and agent builds: loaded only by commands that reach hosts.
+    context: Option<Arc<Context>>,
     pub forks: usize,
     /// `-v` count.
     pub verbosity: u8,
@@ -31,7 +32,6 @@ impl Fleet {
     pub fn new(
         inventory: Inventory,
         limit: Option<&str>,
-        context: Context,
         forks: usize,
         verbosity: u8,
     ) -> Result<Fleet, Failure> {
@@ -47,11 +47,24 @@ impl Fleet {
             inventory,
             limit: allowed,
             limit_text: limit.map(str::to_string),
-            context: Arc::new(context),
+            context: None,
             forks,
             verbosity,
             connections: HashMap::new(),
         })
+    }
+
+    /// What reaching hosts needs (known_hosts, the agent builds), for commands that do.
+    pub fn with_context(mut self, context: Context) -> Fleet {
+        self.context = Some(Arc::new(context));
+        self
+    }
+
+    /// The context sessions open with.
+    pub fn context(&self) -> Result<Arc<Context>, Failure> {
+        self.context
+            .clone()
+            .ok_or_else(|| Failure::error("no SSH context loaded (a bug: call with_context)"))
     }
 
     /// The hosts `pattern` names, within `--limit`, in inventory order. `Ok(empty)` is
@@ -136,7 +149,7 @@ where
         forks: fleet.forks,
         ..FleetOptions::default()
     };
-    let ctx = fleet.context.clone();
+    let ctx = fleet.context()?;
     let work = Arc::new(work);
     let rt = runtime()?;
     let verbosity = fleet.verbosity;
