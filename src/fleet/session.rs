@@ -352,11 +352,6 @@ impl Session {
         })
     }
 
-    /// Forgets the cached facts (something else changed the host).
-    pub fn forget_facts(&mut self) {
-        self.facts = None;
-    }
-
     /// Runs a command on the host over the session's connection.
     pub async fn exec(
         &mut self,

@@ -233,7 +233,6 @@ async fn real_switch(
         }
         return Ok(());
     }
-    cx.session.forget_facts();
     let op = Op::ResetGpus {
         gpus: gpus.clone(),
         command: cx.conn.gpu_reset_command.clone(),

@@ -331,11 +331,6 @@ pub const BUSY_HINTS: [&str; 3] = [
     "on_busy = \"fail_host\" leaves the whole host untouched when one GPU is blocked",
 ];
 
-/// The task's result when a whole-task agent refusal ends it.
-pub fn refused(module: ModuleName, message: String) -> TaskResult {
-    TaskResult::failed(format!("{}: {message}", module.as_str()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
