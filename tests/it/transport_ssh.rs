@@ -158,6 +158,45 @@ async fn changed_host_key_refused_with_file_and_line() {
 }
 
 #[tokio::test]
+async fn a_known_host_offering_another_key_type_is_a_changed_key() {
+    // An impostor that only has an RSA key, where known_hosts holds the host's ed25519
+    // key: not "new", even with accept-new, and nothing is recorded.
+    let mut host = TestHost::start("keytype");
+    let kh = host.dir().join("kh");
+    std::fs::write(&kh, format!("{}\n", host.known_line())).unwrap();
+    host.restart_with_key_types(&["rsa"]);
+    let err = connect(&host.target(), &test_options(&kh, true), load_known(&kh))
+        .await
+        .err()
+        .expect("must refuse");
+    match &err {
+        TransportError::HostKeyChanged { file, line, .. } => {
+            assert_eq!((file, *line), (&kh, 1), "{err}");
+        }
+        other => panic!("expected HostKeyChanged, got {other:?}"),
+    }
+    assert_eq!(std::fs::read_to_string(&kh).unwrap().lines().count(), 1);
+
+    // A host with several keys is checked against the type known_hosts records.
+    host.restart_with_key_types(&["ed25519", "rsa"]);
+    let rsa_only = host.dir().join("kh-rsa");
+    std::fs::write(
+        &rsa_only,
+        format!("{} {}\n", host.known_name(), host.host_key_of("rsa")),
+    )
+    .unwrap();
+    let mut t = connect(
+        &host.target(),
+        &test_options(&rsa_only, false),
+        load_known(&rsa_only),
+    )
+    .await
+    .expect("the RSA key is known, and asked for first");
+    let out = t.exec(&RemoteCommand::new(["true"]), None).await.unwrap();
+    assert_eq!(out.status, Some(0));
+}
+
+#[tokio::test]
 async fn revoked_host_key_refused() {
     let host = TestHost::start("revoked");
     let kh = host.dir().join("kh");

@@ -155,10 +155,33 @@ impl client::Handler for ClientHandler {
     }
 }
 
-fn client_config(opts: &SshOptions) -> client::Config {
+/// The host-key algorithms to ask for: the types known_hosts records for this host first
+/// (as OpenSSH orders them), so a host with several keys is checked against the one we
+/// know rather than refused for offering another type.
+fn host_key_order(known: &[russh::keys::Algorithm]) -> Vec<russh::keys::Algorithm> {
+    let default = russh::Preferred::DEFAULT.key;
+    let rsa = |a: &russh::keys::Algorithm| matches!(a, russh::keys::Algorithm::Rsa { .. });
+    let same =
+        |a: &russh::keys::Algorithm, b: &russh::keys::Algorithm| (rsa(a) && rsa(b)) || a == b;
+    let mut order: Vec<russh::keys::Algorithm> = default
+        .iter()
+        .filter(|d| known.iter().any(|k| same(k, d)))
+        .cloned()
+        .collect();
+    order.extend(
+        default
+            .iter()
+            .filter(|d| !known.iter().any(|k| same(k, d)))
+            .cloned(),
+    );
+    order
+}
+
+fn client_config(opts: &SshOptions, known: &[russh::keys::Algorithm]) -> client::Config {
     // Delayed zlib compression has desynced in russh; compression buys nothing for our traffic.
     let preferred = russh::Preferred {
         compression: Cow::Borrowed(&[russh::compression::NONE]),
+        key: Cow::Owned(host_key_order(known)),
         ..Default::default()
     };
     client::Config {
@@ -184,7 +207,10 @@ pub async fn connect(
     opts: &SshOptions,
     known: Arc<KnownHosts>,
 ) -> Result<SshTransport, TransportError> {
-    let config = Arc::new(client_config(opts));
+    let config = Arc::new(client_config(
+        opts,
+        &known.known_algorithms(&target.address, target.port),
+    ));
     let handler = ClientHandler {
         host: target.host.clone(),
         address: target.address.clone(),
@@ -472,5 +498,23 @@ impl Transport for SshTransport {
             stdout: Box::new(tokio::io::BufReader::new(out_r)),
             exit: ExitWaiter::new(&self.target.host, cmd.sudo, stderr, task),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use russh::keys::Algorithm;
+
+    #[test]
+    fn known_key_types_are_asked_for_first() {
+        let order = host_key_order(&[Algorithm::Rsa { hash: None }]);
+        let rsa = |a: &Algorithm| matches!(a, Algorithm::Rsa { .. });
+        assert!(
+            rsa(&order[0]) && rsa(&order[1]) && rsa(&order[2]),
+            "{order:?}"
+        );
+        assert_eq!(order.len(), russh::Preferred::DEFAULT.key.len());
+        assert_eq!(host_key_order(&[]), russh::Preferred::DEFAULT.key.to_vec());
     }
 }

@@ -123,6 +123,27 @@ impl KnownHosts {
         self.len() == 0
     }
 
+    /// The types of the keys recorded for `host` on `port` (not revoked ones), in file
+    /// order, so the handshake can ask for those first.
+    pub fn known_algorithms(&self, host: &str, port: u16) -> Vec<russh::keys::Algorithm> {
+        let name = host_port_name(&host.to_ascii_lowercase(), port);
+        let entries = match self.entries.read() {
+            Ok(e) => e,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut out = Vec::new();
+        for e in entries
+            .iter()
+            .filter(|e| e.marker == Marker::None && host_matches(&e.hosts, &name))
+        {
+            let a = e.key.algorithm();
+            if !out.contains(&a) {
+                out.push(a);
+            }
+        }
+        out
+    }
+
     /// Checks the key `host` (the address connected to) presented on `port`.
     pub fn check(&self, host: &str, port: u16, key: &PublicKey) -> Verdict {
         match self.entries.read() {
@@ -317,7 +338,12 @@ fn verdict(entries: &[Entry], path: &Path, host: &str, port: u16, key: &PublicKe
     if plain().any(|e| e.key.key_data() == key.key_data()) {
         return Verdict::Known;
     }
-    if let Some(e) = plain().find(|e| same_type(&e.key, key)) {
+    // A recorded key of the same type, or (as OpenSSH treats it) of any other type: a host
+    // that is known is never "new" again, whatever key type it offers now.
+    if let Some(e) = plain()
+        .find(|e| same_type(&e.key, key))
+        .or_else(|| plain().next())
+    {
         return Verdict::Changed {
             file: path.to_path_buf(),
             line: e.line,
@@ -431,8 +457,15 @@ mod tests {
                 line: 3
             }
         );
-        // other type only: unknown
-        assert_eq!(check(&t, "gpu1", 22, E1), Verdict::Unknown);
+        // Another type than the one recorded is a changed key, not a new one.
+        assert_eq!(
+            check(&t, "gpu1", 22, E1),
+            Verdict::Changed {
+                file: "/kh".into(),
+                line: 3
+            }
+        );
+        assert_eq!(check(&t, "gpu9", 22, E1), Verdict::Unknown);
     }
 
     #[test]

@@ -43,10 +43,14 @@ impl Drop for TempDir {
 }
 
 fn keygen(path: &Path, comment: &str) {
+    keygen_type(path, comment, "ed25519");
+}
+
+fn keygen_type(path: &Path, comment: &str, key_type: &str) {
     let _ = std::fs::remove_file(path);
     let _ = std::fs::remove_file(path.with_extension("pub"));
     let st = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+        .args(["-q", "-t", key_type, "-N", "", "-C", comment, "-f"])
         .arg(path)
         .stdin(Stdio::null())
         .status()
@@ -162,6 +166,44 @@ impl TestHost {
         self.dir.path().join("remote")
     }
 
+    /// Every host key sshd offers: the ed25519 one, and any `restart_with_key_types` made.
+    fn host_key_files(&self) -> Vec<PathBuf> {
+        let mut files = vec![self.host_key_path()];
+        for t in ["rsa", "ecdsa"] {
+            let p = self.dir.path().join(format!("ssh_host_{t}_key"));
+            if p.exists() {
+                files.push(p);
+            }
+        }
+        files.retain(|p| p.exists());
+        files
+    }
+
+    /// Restarts offering only host keys of `types` (`ed25519`, `rsa`, `ecdsa`), new ones.
+    pub fn restart_with_key_types(&mut self, types: &[&str]) {
+        self.stop();
+        for t in ["ed25519", "rsa", "ecdsa"] {
+            let p = self.dir.path().join(format!("ssh_host_{t}_key"));
+            let _ = std::fs::remove_file(&p);
+            let _ = std::fs::remove_file(p.with_extension("pub"));
+            if types.contains(&t) {
+                keygen_type(&p, &format!("hostkey-{}-{t}", self.tag), t);
+            }
+        }
+        self.write_config();
+        self.launch();
+    }
+
+    /// The `type AAAA...` public key sshd offers for `key_type`.
+    pub fn host_key_of(&self, key_type: &str) -> String {
+        let p = self.dir.path().join(format!("ssh_host_{key_type}_key.pub"));
+        let text = std::fs::read_to_string(p).unwrap();
+        text.split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     fn host_key_path(&self) -> PathBuf {
         self.dir.path().join("ssh_host_ed25519_key")
     }
@@ -169,13 +211,17 @@ impl TestHost {
     fn write_config(&self) {
         let d = self.dir.path();
         let cfg = format!(
-            "ListenAddress {addr}\nPort {port}\nHostKey {hk}\nPidFile {pid}\nAuthorizedKeysFile {ak}\n\
+            "ListenAddress {addr}\nPort {port}\n{hk}PidFile {pid}\nAuthorizedKeysFile {ak}\n\
 PermitRootLogin yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
 StrictModes no\nUsePAM no\nMaxStartups 500:30:1000\nMaxSessions 50\nLogLevel INFO\nPrintMotd no\n\
 AcceptEnv LANG LC_*\nSubsystem sftp internal-sftp\n",
             addr = self.address,
             port = self.port,
-            hk = self.host_key_path().display(),
+            hk = self
+                .host_key_files()
+                .iter()
+                .map(|k| format!("HostKey {}\n", k.display()))
+                .collect::<String>(),
             pid = d.join("sshd.pid").display(),
             ak = d.join("authorized_keys").display(),
         );
