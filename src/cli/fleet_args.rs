@@ -22,7 +22,7 @@ pub struct FleetArgs {
     /// `@retry.txt`).
     #[arg(short = 'l', long, value_name = "PATTERN")]
     pub limit: Option<String>,
-    /// Hosts worked on at once (at least 1).
+    /// Hosts worked on at once (1 to 100000).
     #[arg(short = 'f', long, default_value_t = DEFAULT_FORKS, value_parser = parse_forks)]
     pub forks: usize,
     /// known_hosts file to verify host keys against [default: ~/.ssh/known_hosts].
@@ -35,8 +35,9 @@ pub struct FleetArgs {
     /// scripts/build-agent.sh) [default: the agent beside this executable].
     #[arg(long, value_name = "DIR")]
     pub agent_dir: Option<PathBuf>,
-    /// SSH connect timeout, seconds.
-    #[arg(short = 'T', long, default_value_t = 10)]
+    /// SSH connect timeout, seconds (for the TCP connection and the handshake, and again
+    /// for authentication).
+    #[arg(short = 'T', long, default_value_t = 10, value_parser = parse_connect_timeout)]
     pub timeout: u64,
     /// SSH user for hosts whose inventory names none.
     #[arg(short = 'u', long)]
@@ -50,11 +51,25 @@ pub struct FleetArgs {
     pub verbose: u8,
 }
 
+/// The most hosts worked on at once: far above any controller's file descriptors, and
+/// far below the point where the concurrency limit itself would overflow.
+pub const MAX_FORKS: usize = 100_000;
+
 /// `-f N`: a positive number of hosts (0 would run nothing and wait forever).
 fn parse_forks(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(0) => Err("must be at least 1".into()),
+        Ok(n) if n > MAX_FORKS => Err(format!("must be at most {MAX_FORKS}")),
         Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `-T SECONDS`: 1 second to a day.
+fn parse_connect_timeout(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(n) if (1..=86_400).contains(&n) => Ok(n),
+        Ok(_) => Err("must be between 1 and 86400 seconds".into()),
         Err(e) => Err(e.to_string()),
     }
 }

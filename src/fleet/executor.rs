@@ -86,7 +86,8 @@ where
     W: Fn(T) -> F + Send + Sync + 'static,
     F: Future<Output = R> + Send + 'static,
 {
-    let forks = Arc::new(Semaphore::new(forks.max(1)));
+    // Tokio's semaphore holds at most `Semaphore::MAX_PERMITS`.
+    let forks = Arc::new(Semaphore::new(forks.clamp(1, Semaphore::MAX_PERMITS)));
     let work = Arc::new(work);
     let mut handles = Vec::with_capacity(items.len());
     for item in items {

@@ -47,6 +47,9 @@ pub struct Connection {
 
 pub const DEFAULT_REMOTE_DIR: &str = "~/.cache/migfleet";
 
+/// The longest an agent operation may be given (`migfleet_agent_timeouts`): a week.
+pub const MAX_AGENT_TIMEOUT_S: u64 = 7 * 24 * 3600;
+
 fn describe(v: &Value) -> String {
     let kind = match v {
         Value::Null => "null",
@@ -243,12 +246,12 @@ impl Connection {
                         Value::String(s) => s.trim().parse().ok(),
                         _ => None,
                     }
-                    .filter(|s| *s > 0)
+                    .filter(|s| (1..=MAX_AGENT_TIMEOUT_S).contains(s))
                     .ok_or_else(|| {
                         bad(
                             &format!("migfleet_agent_timeouts.{op}"),
                             v,
-                            "a positive number of seconds",
+                            "a number of seconds from 1 to 604800 (a week)",
                         )
                     })?;
                     out.insert(op.clone(), secs);
@@ -314,11 +317,10 @@ mod tests {
             e.to_string().contains("'aply' is not an agent operation"),
             "{e}"
         );
-        let e = conn(json!({"migfleet_agent_timeouts": {"apply": 0}})).unwrap_err();
-        assert!(
-            e.to_string().contains("a positive number of seconds"),
-            "{e}"
-        );
+        for bad in [json!(0), json!(u64::MAX)] {
+            let e = conn(json!({"migfleet_agent_timeouts": {"apply": bad}})).unwrap_err();
+            assert!(e.to_string().contains("a number of seconds from 1"), "{e}");
+        }
     }
 
     #[test]

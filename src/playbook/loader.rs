@@ -42,6 +42,9 @@ const PLAY_KEYS: &[&str] = &[
 const TASK_KEYS: &[&str] = &["name", "when", "tags", "retries", "delay", "run", "action"];
 const POSITIONS_KEY: &str = "migfleet.loader.positions";
 const DEFAULT_DELAY: Duration = Duration::from_secs(5);
+/// Bounds on `delay` (a day) and `retries`: beyond them a typo, not a plan.
+const MAX_DELAY_S: f64 = 86_400.0;
+const MAX_RETRIES: u32 = 10_000;
 
 /// A playbook's text, read once per run.
 #[derive(Debug, Clone)]
@@ -461,20 +464,21 @@ impl Ctx<'_> {
                 "retries" => {
                     retries = as_int(&v)
                         .and_then(|n| u32::try_from(n).ok())
+                        .filter(|n| *n <= MAX_RETRIES)
                         .ok_or_else(|| {
                             bad(format!(
-                                "retries must be a non-negative integer, got {}",
+                                "retries must be a non-negative integer up to {MAX_RETRIES}, got {}",
                                 value_display(&v)
                             ))
                         })?;
                 }
                 "delay" => {
                     delay = as_number(&v)
-                        .filter(|d| d.is_finite() && *d >= 0.0 && *d < 1e9)
+                        .filter(|d| d.is_finite() && *d >= 0.0 && *d <= MAX_DELAY_S)
                         .map(Duration::from_secs_f64)
                         .ok_or_else(|| {
                             bad(format!(
-                                "delay must be a non-negative number of seconds, got {}",
+                                "delay must be a non-negative number of seconds up to a day, got {}",
                                 value_display(&v)
                             ))
                         })?;

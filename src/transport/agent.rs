@@ -64,7 +64,7 @@ impl Timeouts {
             .copied()
             .unwrap_or(Duration::from_secs(300));
         match op {
-            Op::Drain { timeout_s, .. } => base + Duration::from_secs(*timeout_s),
+            Op::Drain { timeout_s, .. } => base.saturating_add(Duration::from_secs(*timeout_s)),
             _ => base,
         }
     }

@@ -299,6 +299,21 @@ fn usage_errors_exit_5_and_help_exits_0() {
         &["bogus"][..],
         &["mig", "layouts"],
         &["facts", "-i", "inventory/demo.yml", "-f", "0"],
+        &[
+            "facts",
+            "-i",
+            "inventory/demo.yml",
+            "-f",
+            "18446744073709551615",
+        ],
+        &["facts", "-i", "inventory/demo.yml", "-T", "0"],
+        &[
+            "facts",
+            "-i",
+            "inventory/demo.yml",
+            "-T",
+            "18446744073709551615",
+        ],
     ] {
         let r = migfleet(args);
         assert_eq!(r.code, 5, "{}", r.shown);

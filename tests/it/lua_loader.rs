@@ -662,3 +662,19 @@ fn the_luals_annotations_declare_exactly_the_modules() {
         }
     }
 }
+
+#[test]
+fn the_mig_helpers_work_while_the_playbook_loads() {
+    let dir = Scratch::new("helpers");
+    let (_lua, plays, _) = load_ok(
+        &dir,
+        r#"local l = mig.pack("H100-80GB", { ["3g.40gb"] = 1, ["1g.10gb"] = 7 })
+           local n = #mig.layouts("A30-24GB", { maximal = true })
+           return { name = table.concat(l, " ") .. " / " .. n, hosts = "all",
+                    tasks = { { mig.assert{ layout = l } } } }"#,
+    );
+    assert_eq!(
+        plays[0].name,
+        "1g.10gb 1g.10gb 1g.10gb 1g.10gb 3g.40gb / 17"
+    );
+}

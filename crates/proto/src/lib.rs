@@ -511,6 +511,19 @@ pub fn decode_request(line: &str) -> Result<Request, (Option<u64>, String)> {
         }
         Some(_) => {}
     }
+    // Serde lets fields through on the ops that take none (unit variants of a tagged
+    // enum); every op refuses what it does not know.
+    if matches!(op_name.as_deref(), Some("hello" | "facts"))
+        && let Some(k) = map.keys().find(|k| *k != "op")
+    {
+        return Err((
+            Some(id),
+            format!(
+                "bad `{}` request: unknown field `{k}`; it takes no fields",
+                op_name.unwrap_or_default()
+            ),
+        ));
+    }
     let op: Op = serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| {
         (
             Some(id),
@@ -592,5 +605,16 @@ mod tests {
         assert!(msg.contains("missing field `enabled`"), "{msg}");
         let (id, _) = decode_request(r#"[1,2]"#).unwrap_err();
         assert_eq!(id, None);
+        // Every op refuses unknown fields, those without fields too.
+        for line in [
+            r#"{"id":7,"op":"hello","x":1}"#,
+            r#"{"id":7,"op":"facts","gpus":[0]}"#,
+            r#"{"id":7,"op":"restore","x":1}"#,
+            r#"{"id":7,"op":"apply","gpus":[],"x":1}"#,
+        ] {
+            let (id, msg) = decode_request(line).unwrap_err();
+            assert_eq!(id, Some(7), "{line}");
+            assert!(msg.contains("unknown field"), "{line}: {msg}");
+        }
     }
 }

@@ -14,6 +14,9 @@ use crate::playbook::play::FnRef;
 use crate::playbook::policy::Policies;
 use migfleet_proto::OnBusy;
 
+/// The longest time a module argument may ask for.
+const WEEK_S: f64 = 7.0 * 24.0 * 3600.0;
+
 /// What parsing may consult: the Lua state (to compile named policies), the policy
 /// search path, the mig-parted files read so far, and where relative paths start.
 pub struct ParseCx<'a> {
@@ -127,7 +130,7 @@ impl<'a> Args<'a> {
         }
     }
 
-    /// A positive number of seconds.
+    /// A positive number of seconds, up to a week.
     pub fn seconds(&self, key: &str) -> Result<Option<Duration>, String> {
         let v = self.raw(key)?;
         let n = match v {
@@ -136,8 +139,8 @@ impl<'a> Args<'a> {
             Value::Number(n) => n,
             ref other => return Err(self.bad(key, "a number of seconds", other)),
         };
-        if !(n.is_finite() && n > 0.0 && n < 1e9) {
-            return Err(self.bad(key, "a positive number of seconds", &v));
+        if !(n.is_finite() && n > 0.0 && n <= WEEK_S) {
+            return Err(self.bad(key, "a positive number of seconds (at most a week)", &v));
         }
         Ok(Some(Duration::from_secs_f64(n)))
     }

@@ -129,6 +129,10 @@ impl Host {
     }
 
     fn agent(&self) -> Agent {
+        self.agent_with_stderr(Stdio::inherit())
+    }
+
+    fn agent_with_stderr(&self, stderr: Stdio) -> Agent {
         let mut child = Command::new(env!("CARGO_BIN_EXE_migfleet-agent"))
             .env("NVML_SIM_STATE", &self.state)
             .env("MIGFLEET_NVML_LIB", &sim().0)
@@ -136,7 +140,7 @@ impl Host {
             .env("MIGFLEET_BOOT_ID_FILE", format!("{}.boot_id", self.state()))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("agent starts");
         let stdin = child.stdin.take().expect("stdin");
@@ -813,4 +817,45 @@ fn a_library_without_nvml_symbols_is_named_not_a_panic() {
         a.last
     );
     agent.call(json!({"op": "hello"})).ok();
+}
+
+#[test]
+fn a_corrupt_simulator_state_is_reported_as_such() {
+    let host = Host::new("corrupt", &[("H100-80GB", 1)]);
+    let log = host.dir.0.join("agent.stderr");
+    let mut agent = host.agent_with_stderr(Stdio::from(std::fs::File::create(&log).unwrap()));
+    agent.facts();
+    std::fs::write(&host.state, "{ not json").unwrap();
+    let a = agent.call(json!({"op": "facts"}));
+    assert_eq!(a.err()["kind"], json!("nvml"), "{}", a.last);
+    // The simulator says what is wrong with which file (the controller shows the agent's
+    // stderr with the error).
+    drop(agent);
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        said.contains("invalid state") && said.contains(host.state()),
+        "{said}"
+    );
+}
+
+#[test]
+fn every_op_refuses_unknown_fields() {
+    let host = Host::new("fields", &[("A30-24GB", 1)]);
+    let mut agent = host.agent();
+    for req in [
+        json!({"op": "hello", "verbose": true}),
+        json!({"op": "facts", "gpus": [0]}),
+        json!({"op": "restore", "units": ["x"]}),
+    ] {
+        let a = agent.call(req.clone());
+        assert_eq!(a.err()["kind"], json!("bad_request"), "{req}: {}", a.last);
+        assert!(
+            a.err()["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("unknown field"),
+            "{}",
+            a.last
+        );
+    }
 }
