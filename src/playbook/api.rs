@@ -23,6 +23,7 @@ pub fn install(lua: &mlua::Lua) -> mlua::Result<()> {
     mig.raw_set(
         "layouts",
         lua.create_function(|lua, (name, opts): (String, Option<mlua::Table>)| {
+            sandbox::check_budget(lua)?;
             let m = model(lua, "mig.layouts", &name)?;
             let flag = |key: &str| -> mlua::Result<bool> {
                 match &opts {
@@ -66,6 +67,7 @@ pub fn install(lua: &mlua::Lua) -> mlua::Result<()> {
     mig.raw_set(
         "pack",
         lua.create_function(|lua, (name, demand): (String, mlua::Table)| {
+            sandbox::check_budget(lua)?;
             let m = model(lua, "mig.pack", &name)?;
             let mut want = Vec::new();
             for kv in demand.pairs::<mlua::Value, mlua::Value>() {

@@ -7,7 +7,6 @@ use mlua::{Lua, LuaSerdeExt, Value};
 use serde_json::Value as Json;
 
 use super::error::{ErrorKind, PlaybookError};
-use super::play::FnRef;
 
 /// Tables nested deeper than this are refused (a recursive table would never end).
 const MAX_DEPTH: usize = 64;
@@ -27,10 +26,18 @@ pub fn to_lua_value(lua: &Lua, v: &Json) -> mlua::Result<Value> {
 /// objects; empty tables are `{}` unless they carry the array metatable (then `[]`).
 /// Functions, mixed or sparse tables, non-finite numbers, deep/recursive tables are errors.
 pub fn from_lua_value(v: Value) -> Result<Json, PlaybookError> {
-    lua_to_json(v, "", 0, &mut None)
-        .map(|j| j.unwrap_or(Json::Null))
-        .map_err(|m| PlaybookError::new(ErrorKind::Conversion, None, m))
+    lua_to_json(v, "").map_err(|m| PlaybookError::new(ErrorKind::Conversion, None, m))
 }
+
+/// [`from_lua_value`] with the path of the value for messages (`vars`, `layout`).
+pub(crate) fn lua_to_json(v: Value, path: &str) -> Result<Json, String> {
+    let mut budget = MAX_NODES;
+    convert(v, path, 0, &mut budget)
+}
+
+/// Values a conversion may produce in all. A table that holds the same subtable many
+/// times (`t = {s, s, s}` nested a few levels) would otherwise be expanded exponentially.
+pub const MAX_NODES: usize = 100_000;
 
 fn child(path: &str, key: &str) -> String {
     if path.is_empty() {
@@ -48,20 +55,21 @@ fn at(path: &str) -> String {
     }
 }
 
-/// Returns `None` for functions that were collected into `fns` (omitted from JSON).
-pub(crate) fn lua_to_json(
-    v: Value,
-    path: &str,
-    depth: usize,
-    fns: &mut Option<&mut Vec<(String, FnRef)>>,
-) -> Result<Option<Json>, String> {
+fn convert(v: Value, path: &str, depth: usize, budget: &mut usize) -> Result<Json, String> {
     if depth > MAX_DEPTH {
         return Err(format!(
             "table nesting deeper than {MAX_DEPTH}{} (recursive table?)",
             at(path)
         ));
     }
-    Ok(Some(match v {
+    if *budget == 0 {
+        return Err(format!(
+            "value{} holds more than {MAX_NODES} values in all (a table that repeats the same subtable many times?)",
+            at(path)
+        ));
+    }
+    *budget -= 1;
+    Ok(match v {
         Value::Nil => Json::Null,
         Value::LightUserData(ud) if ud.0.is_null() => Json::Null,
         Value::Boolean(b) => Json::Bool(b),
@@ -79,26 +87,26 @@ pub(crate) fn lua_to_json(
             Ok(s) => Json::String(s.to_string()),
             Err(_) => return Err(format!("string{} is not valid UTF-8", at(path))),
         },
-        Value::Function(f) => match fns {
-            Some(list) => {
-                list.push((path.to_string(), FnRef::new(f)));
-                return Ok(None);
-            }
-            None => return Err(format!("cannot convert a function{} to JSON", at(path))),
-        },
+        Value::Function(_) => {
+            return Err(format!("cannot convert a function{} to data", at(path)));
+        }
         Value::Table(t) => {
             let mut pairs = Vec::new();
             for kv in t.pairs::<Value, Value>() {
+                if pairs.len() >= *budget {
+                    return Err(format!(
+                        "table{} holds more than {MAX_NODES} values in all",
+                        at(path)
+                    ));
+                }
                 pairs.push(kv.map_err(|e| e.to_string())?);
             }
             if pairs.is_empty() {
                 // mlua's Serialize knows whether the table carries the array metatable.
-                return Ok(Some(
-                    serde_json::to_value(Value::Table(t))
-                        .ok()
-                        .filter(Json::is_array)
-                        .unwrap_or_else(|| Json::Object(Default::default())),
-                ));
+                return Ok(serde_json::to_value(Value::Table(t))
+                    .ok()
+                    .filter(Json::is_array)
+                    .unwrap_or_else(|| Json::Object(Default::default())));
             }
             let n = pairs.len();
             let all_int = pairs.iter().all(|(k, _)| {
@@ -117,8 +125,12 @@ pub(crate) fn lua_to_json(
                 let mut arr = Vec::with_capacity(n);
                 for (i, v) in slots.into_iter().enumerate() {
                     let v = v.unwrap_or(Value::Nil);
-                    let j = lua_to_json(v, &child(path, &(i + 1).to_string()), depth + 1, fns)?;
-                    arr.push(j.unwrap_or(Json::Null));
+                    arr.push(convert(
+                        v,
+                        &child(path, &(i + 1).to_string()),
+                        depth + 1,
+                        budget,
+                    )?);
                 }
                 Json::Array(arr)
             } else {
@@ -134,22 +146,20 @@ pub(crate) fn lua_to_json(
                             ));
                         }
                     };
-                    let p = child(path, &key);
-                    if let Some(j) = lua_to_json(v, &p, depth + 1, fns)? {
-                        map.insert(key, j);
-                    }
+                    let j = convert(v, &child(path, &key), depth + 1, budget)?;
+                    map.insert(key, j);
                 }
                 Json::Object(map)
             }
         }
         other => {
             return Err(format!(
-                "cannot convert a {}{} to JSON",
+                "cannot convert a {}{} to data",
                 other.type_name(),
                 at(path)
             ));
         }
-    }))
+    })
 }
 
 /// A Lua key for messages: `3`, `"name"`, or its type.
@@ -187,6 +197,8 @@ mod tests {
             "return {f = function() end}",
             "return 0/0",
             "local t = {} t.t = t return t",
+            // 2^30 leaves from 30 levels of one shared subtable.
+            "local t = {1} for i = 1, 30 do t = {t, t} end return t",
         ] {
             let v = eval(&lua, "t", bad).unwrap();
             let e = from_lua_value(v).unwrap_err();

@@ -357,7 +357,7 @@ impl Ctx<'_> {
                 }
                 "vars" => {
                     vars = match v {
-                        Value::Table(_) => match lua_to_json(v, "vars", 0, &mut None) {
+                        Value::Table(_) => match lua_to_json(v, "vars").map(Some) {
                             Ok(Some(Json::Object(m))) => m,
                             Ok(_) => {
                                 return Err(bad(

@@ -51,6 +51,13 @@ impl Default for Limits {
     }
 }
 
+/// `table.move` over more elements than this is refused: the C loop cannot be interrupted.
+pub const MAX_TABLE_MOVE: i64 = 10_000_000;
+
+/// Pattern matches estimated to take more steps than this are refused (see the prelude's
+/// `bounded`): Lua's matcher backtracks in C, where the budget hook cannot stop it.
+pub const MAX_MATCH_STEPS: f64 = 1e8;
+
 /// The hook runs every this many VM instructions; the instruction budget is therefore
 /// enforced with this granularity.
 pub const HOOK_EVERY: u32 = 1000;
@@ -141,9 +148,10 @@ pub(crate) fn fmt_bytes(n: usize) -> String {
 }
 
 /// Trusted prelude run once per state with the full base library, before scrubbing. It
-/// builds the whitelisted environment template. Arguments: print, make_env, tripped.
+/// builds the whitelisted environment template. Arguments: print, make_env, tripped, and
+/// the bounds on C functions (`max_bytes`, `max_move`, `max_match_steps`).
 const PRELUDE: &str = r#"
-local print_fn, make_env, tripped = ...
+local print_fn, make_env, tripped, limits = ...
 local raw_setmetatable, raw_getmetatable = setmetatable, getmetatable
 local raw_rawset, raw_rawget, raw_load = rawset, rawget, load
 local raw_pcall, raw_xpcall, raw_error, raw_type = pcall, xpcall, error, type
@@ -159,7 +167,16 @@ local function freeze(name, real)
     __newindex = function(_, k)
       raw_error("attempt to modify read-only table '" .. name .. "' (field '" .. raw_tostring(k) .. "')", 2)
     end,
-    __pairs = function() return raw_next, real, nil end,
+    -- Iterating yields the entries, never the table itself (pairs(t) would hand out
+    -- `real` as its state, and with it a way to change the library).
+    __pairs = function()
+      local k
+      return function()
+        local v
+        k, v = raw_next(real, k)
+        return k, v
+      end
+    end,
     __len = function() return #real end,
     __metatable = "locked",
   })
@@ -187,7 +204,14 @@ for _, k in ipairs({ "assert", "error", "ipairs", "next", "pairs", "select", "to
 end
 
 env.pcall = function(f, ...) return check(raw_pcall(f, ...)) end
-env.xpcall = function(f, h, ...) return check(raw_xpcall(f, h, ...)) end
+-- Once the budget tripped, the message handler is not run: a handler that loops would
+-- otherwise run again for each error it raises.
+env.xpcall = function(f, h, ...)
+  return check(raw_xpcall(f, function(e)
+    if tripped() then return e end
+    return h(e)
+  end, ...))
+end
 
 env.rawset = function(t, k, v)
   if frozen[t] then raw_error("rawset: table is read-only", 2) end
@@ -216,15 +240,100 @@ env.load = function(chunk, name, mode, e)
     return nil, "load: binary chunks are not allowed in the sandbox"
   end
   if e == nil then e = make_env() end
-  return raw_load(chunk, name, "t", e)
+  local f, err = raw_load(chunk, name, "t", e)
+  -- A reader function that ran out of budget must not end as a quiet `nil, message`.
+  if f == nil and tripped() then raw_error(err, 0) end
+  return f, err
 end
 
 env.print = print_fn
 
 local str = copy(string)
+
+-- C functions the budget hook cannot interrupt, bounded before they start.
+local raw_rep, raw_move, raw_sub, raw_format = string.rep, table.move, string.sub, string.format
+local raw_find, raw_match, raw_gmatch, raw_gsub = string.find, string.match, string.gmatch, string.gsub
+local MAX_BYTES, MAX_MOVE, MAX_MATCH_STEPS = limits.max_bytes, limits.max_move, limits.max_match_steps
+
+str.rep = function(s, n, sep)
+  if raw_type(n) == "number" and n > 0 then
+    local ls = #(raw_tostring(s) or "")
+    local lsep = sep ~= nil and #(raw_tostring(sep) or "") or 0
+    local total = ls * n + lsep * (n - 1)
+    if total == 0 then return "" end
+    if total > MAX_BYTES then
+      raw_error("string.rep: the result would be " .. raw_format("%.0f", total)
+                .. " bytes (at most " .. MAX_BYTES .. ")", 2)
+    end
+  end
+  return raw_rep(s, n, sep)
+end
+
+-- Lua patterns backtrack: each repetition item (`*`, `+`, `-`, `?`) can multiply the work
+-- by the subject's length. The estimate is (length + 1) ^ (items + 1) steps.
+local function repetitions(p)
+  local n, i, len = 0, 1, #p
+  while i <= len do
+    local c = raw_sub(p, i, i)
+    if c == "%" then
+      i = i + 2
+    elseif c == "[" then
+      i = i + 1
+      if raw_sub(p, i, i) == "^" then i = i + 1 end
+      if raw_sub(p, i, i) == "]" then i = i + 1 end
+      while i <= len and raw_sub(p, i, i) ~= "]" do
+        if raw_sub(p, i, i) == "%" then i = i + 1 end
+        i = i + 1
+      end
+      i = i + 1
+    else
+      if i > 1 and (c == "*" or c == "+" or c == "-" or c == "?") then n = n + 1 end
+      i = i + 1
+    end
+  end
+  return n
+end
+
+local function bounded(fname, s, p)
+  if raw_type(s) ~= "string" and raw_type(s) ~= "number" then return end
+  if raw_type(p) ~= "string" and raw_type(p) ~= "number" then return end
+  s, p = raw_tostring(s), raw_tostring(p)
+  local steps = (#s + 1) ^ (repetitions(p) + 1)
+  if steps > MAX_MATCH_STEPS then
+    raw_error(fname .. ": pattern " .. raw_format("%q", raw_sub(p, 1, 40)) .. " has too many repetition"
+              .. " items for a subject of " .. #s .. " bytes (it could backtrack for hours);"
+              .. " shorten the subject or simplify the pattern", 3)
+  end
+end
+
+str.find = function(s, p, init, plain)
+  if not plain then bounded("string.find", s, p) end
+  return raw_find(s, p, init, plain)
+end
+str.match = function(s, p, init)
+  bounded("string.match", s, p)
+  return raw_match(s, p, init)
+end
+str.gmatch = function(s, p, init)
+  bounded("string.gmatch", s, p)
+  return raw_gmatch(s, p, init)
+end
+str.gsub = function(s, p, r, n)
+  bounded("string.gsub", s, p)
+  return raw_gsub(s, p, r, n)
+end
+
+local tbl = copy(table)
+tbl.move = function(a1, f, e, t, a2)
+  if raw_type(f) == "number" and raw_type(e) == "number" and e - f + 1 > MAX_MOVE then
+    raw_error("table.move: " .. raw_format("%.0f", e - f + 1) .. " elements to move (at most "
+              .. MAX_MOVE .. ")", 2)
+  end
+  return raw_move(a1, f, e, t, a2)
+end
 str.dump = nil
 env.string = freeze("string", str)
-env.table = freeze("table", copy(table))
+env.table = freeze("table", tbl)
 env.math = freeze("math", copy(math))
 env.utf8 = freeze("utf8", copy(utf8))
 local co = copy(coroutine)
@@ -273,11 +382,21 @@ pub fn new_lua(limits: &Limits) -> Result<Lua, LuaError> {
             .is_some_and(|b| b.0.tripped.load(Ordering::Relaxed)))
     })?;
 
+    let bounds = lua.create_table()?;
+    // Strings past the memory limit cannot be built anyway; without one, 1 GiB.
+    let max_bytes = if limits.memory_bytes > 0 {
+        limits.memory_bytes
+    } else {
+        1 << 30
+    };
+    bounds.raw_set("max_bytes", max_bytes)?;
+    bounds.raw_set("max_move", MAX_TABLE_MOVE)?;
+    bounds.raw_set("max_match_steps", MAX_MATCH_STEPS)?;
     let template: Table = lua
         .load(PRELUDE)
         .set_name("=sandbox")
         .set_mode(ChunkMode::Text)
-        .call((print_fn, make_env, tripped))?;
+        .call((print_fn, make_env, tripped, bounds))?;
 
     // mlua's array metatable (used by to_lua_value) is shared: lock it too.
     lua.array_metatable().raw_set("__metatable", "locked")?;
@@ -373,6 +492,37 @@ pub fn reset_budget(lua: &Lua) {
     if let Some(b) = lua.app_data_ref::<BudgetHandle>() {
         b.0.reset();
     }
+}
+
+/// For Rust functions Lua calls (the MIG helpers): refuses to start once the budget is
+/// spent. Their work happens outside the Lua VM, where the hook never looks, so a script
+/// calling them in a loop would otherwise run on after its budget (and could swallow the
+/// hook's error with `pcall` between calls).
+pub fn check_budget(lua: &Lua) -> Result<(), LuaError> {
+    let Some(b) = lua.app_data_ref::<BudgetHandle>().map(|b| b.0.clone()) else {
+        return Ok(());
+    };
+    let over_wall = !b.limits.wall.is_zero() && b.elapsed() > b.limits.wall;
+    if !b.tripped.load(Ordering::Relaxed) && !over_wall {
+        return Ok(());
+    }
+    b.tripped.store(true, Ordering::Relaxed);
+    Err(LuaError::external(LimitExceeded {
+        kind: if over_wall {
+            LimitKind::Wall
+        } else {
+            LimitKind::Instructions
+        },
+        pos: caller_pos(lua),
+        message: if over_wall {
+            format!("policy ran longer than {}", fmt_duration(b.limits.wall))
+        } else {
+            format!(
+                "policy exceeded its instruction budget ({})",
+                b.limits.instructions
+            )
+        },
+    }))
 }
 
 /// The limits this state was created with.

@@ -291,27 +291,33 @@ fn wall_clock_limit() {
 #[test]
 fn huge_string_rep_hits_memory_limit() {
     let lua = fresh();
-    // 2^31 is above Lua's own string size cap (INT_MAX): refused before allocating.
-    let e = eval(&lua, "return string.rep('x', 2^31)").unwrap_err();
-    assert!(
-        e.kind == ErrorKind::MemoryLimit || e.message.contains("resulting string too large"),
-        "{e:?}"
-    );
-    // Just below the cap, the allocation itself hits the memory limit.
+    // A string.rep that could not fit in the memory limit is refused before allocating.
     for src in [
+        "return string.rep('x', 2^31)",
         "return string.rep('x', 2^31 - 1)",
         "return string.rep('x', 2^30)",
-        "local s = 'x' while true do s = s .. s end",
+        "return ('ab'):rep(40000000, 'c')",
     ] {
         let e = eval(&lua, src).unwrap_err();
-        assert_eq!(e.kind, ErrorKind::MemoryLimit, "{src}: {e:?}");
         assert!(
-            e.to_string().contains("exceeded its memory limit (64 MiB)"),
-            "{e}"
+            e.message.contains("string.rep: the result would be")
+                && e.message.contains("bytes (at most 67108864)"),
+            "{src}: {e:?}"
         );
     }
+    // Growth by other means hits the memory limit itself.
+    let e = eval(&lua, "local s = 'x' while true do s = s .. s end").unwrap_err();
+    assert_eq!(e.kind, ErrorKind::MemoryLimit, "{e:?}");
+    assert!(
+        e.to_string().contains("exceeded its memory limit (64 MiB)"),
+        "{e}"
+    );
     // The same state keeps working after the failed allocation.
     assert_eq!(eval_json(&lua, "return #string.rep('x', 10)"), json!(10));
+    assert_eq!(
+        eval_json(&lua, "return string.rep('ab', 3, ',')"),
+        json!("ab,ab,ab")
+    );
     second_state_works();
 }
 
@@ -356,4 +362,43 @@ fn deep_recursion_with_room_reports_stack_overflow() {
     assert!(e.message.contains("stack overflow"), "{e:?}");
     assert_eq!(e.location(), "test.lua:1");
     assert_eq!(eval_json(&lua, "return 2"), json!(2));
+}
+
+#[test]
+fn patterns_and_moves_still_work_when_small() {
+    let lua = fresh();
+    assert_eq!(
+        eval_json(
+            &lua,
+            "return {('3g.40gb@4'):match('^(%d+)g%.(%d+)gb@(%d+)$')}"
+        ),
+        json!(["3", "40", "4"])
+    );
+    assert_eq!(
+        eval_json(
+            &lua,
+            "local n = 0 for w in ('a b c'):gmatch('%a') do n = n + 1 end return n"
+        ),
+        json!(3)
+    );
+    assert_eq!(
+        eval_json(&lua, "return (('a-b-c'):gsub('-', '+'))"),
+        json!("a+b+c")
+    );
+    assert_eq!(
+        eval_json(&lua, "return ('x.y'):find('.', 1, true)"),
+        json!(2)
+    );
+    assert_eq!(
+        eval_json(&lua, "return table.move({1, 2, 3}, 1, 3, 2)"),
+        json!([1, 1, 2, 3])
+    );
+    assert_err_contains(
+        "local s = ('a'):rep(40) return s:find(('a*'):rep(20) .. 'b')",
+        "has too many repetition items for a subject of 40 bytes",
+    );
+    assert_err_contains(
+        "return table.move({}, 1, 1e12, 1, {})",
+        "table.move: 1000000000000 elements to move",
+    );
 }

@@ -18,6 +18,8 @@ mod inventory_conformance;
 mod lua_loader;
 /// Sandbox escapes and resource exhaustion.
 mod lua_sandbox;
+/// Hostile inputs that must end within their bound and be refused clearly.
+mod probes;
 /// `migfleet run` against sshd test hosts with simulated GPUs.
 mod run_playbooks;
 /// What people read, as snapshots.

@@ -113,7 +113,7 @@ impl<'a> Args<'a> {
         match self.raw(key)? {
             Value::Nil => Ok(None),
             Value::String(s) if one_ok => Ok(Some(vec![s.to_string_lossy()])),
-            v @ Value::Table(_) => match lua_to_json(v.clone(), key, 0, &mut None) {
+            v @ Value::Table(_) => match lua_to_json(v.clone(), key).map(Some) {
                 Ok(Some(Json::Array(items))) => items
                     .into_iter()
                     .map(|i| match i {
@@ -151,7 +151,7 @@ impl<'a> Args<'a> {
         let expected = "a list of GPU indices like {0, 1}";
         match &v {
             Value::Nil => Ok(None),
-            Value::Table(_) => match lua_to_json(v.clone(), "gpus", 0, &mut None) {
+            Value::Table(_) => match lua_to_json(v.clone(), "gpus").map(Some) {
                 Ok(Some(Json::Array(items))) if !items.is_empty() => {
                     let mut out = Vec::new();
                     for i in items {
@@ -193,8 +193,8 @@ impl<'a> Args<'a> {
     pub fn json(&self, key: &str) -> Result<Option<Json>, String> {
         match self.raw(key)? {
             Value::Nil => Ok(None),
-            v => lua_to_json(v, key, 0, &mut None)
-                .map(|j| j.or(Some(Json::Null)))
+            v => lua_to_json(v, key)
+                .map(Some)
                 .map_err(|e| format!("{}: {e}", self.module.as_str())),
         }
     }
