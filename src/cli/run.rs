@@ -9,7 +9,7 @@ use crate::fleet::Events;
 use crate::fleet::fanout::runtime;
 use crate::playbook::host::RunWorld;
 use crate::playbook::policy::Policies;
-use crate::playbook::{Limits, Play, PlaybookSource, Shared, load_plays, new_state, run};
+use crate::playbook::{Limits, Play, PlaybookSource, Shared, load_plays, new_state, offload, run};
 use crate::report::monitor::{self, Show};
 use crate::report::{Output, recap};
 use serde_json::{Map, Value};
@@ -91,6 +91,35 @@ fn extra_vars(items: &[String]) -> Result<Map<String, Value>, Failure> {
     Ok(out)
 }
 
+/// Loads the playbook once here, to check it before anything connects — on a thread of
+/// its own, so Lua stuck where its budget cannot reach ends the command instead of
+/// hanging it.
+fn load_bounded(
+    source: &PlaybookSource,
+    shared: Shared,
+    limits: &Limits,
+) -> Result<(mlua::Lua, Vec<Play>, Shared), Failure> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (src, lim) = (source.clone(), limits.clone());
+    std::thread::spawn(move || {
+        let r = new_state(&lim).and_then(|lua| {
+            let plays = load_plays(&lua, &src, &shared)?;
+            Ok((lua, plays))
+        });
+        let _ = tx.send(r.map(|(lua, plays)| (lua, plays, shared)));
+    });
+    let limit = offload::deadline(limits, 10);
+    match rx.recv_timeout(limit) {
+        Ok(Ok(loaded)) => Ok(loaded),
+        Ok(Err(e)) => Err(Failure::parse(e.to_string())),
+        Err(_) => Err(Failure::parse(format!(
+            "{}: the playbook did not finish loading within {} s",
+            source.name,
+            limit.as_secs()
+        ))),
+    }
+}
+
 /// The tasks of `play` that `--tags` / `--skip-tags` select.
 fn selected(play: &Play, args: &Args) -> Vec<usize> {
     play.tasks
@@ -112,8 +141,8 @@ pub fn exec(args: Args, output: Output) -> Result<(), Failure> {
         extra_vars: extra_vars(&args.extra_vars)?,
     };
     let limits = Limits::default();
-    let lua = new_state(&limits).map_err(|e| Failure::error(e.to_string()))?;
-    let plays = load_plays(&lua, &source, &shared).map_err(|e| Failure::parse(e.to_string()))?;
+    // The state stays alive as long as the plays whose functions live in it.
+    let (_lua, plays, shared) = load_bounded(&source, shared, &limits)?;
     let tasks: Vec<Vec<usize>> = plays.iter().map(|p| selected(p, &args)).collect();
 
     if args.syntax_check {

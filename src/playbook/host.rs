@@ -13,7 +13,7 @@ use super::error::PlaybookError;
 use super::loader::{PlaybookSource, Shared, load_plays, new_state};
 use super::modules::{Lost, TaskCx, closest};
 use super::play::{Action, Cond, FnRef, Play};
-use super::{host_view, sandbox};
+use super::{host_view, offload, sandbox};
 use crate::fleet::session::{self, Context, Opening, Session};
 use crate::fleet::{Events, Status, TaskResult};
 use crate::inventory::Connection;
@@ -83,7 +83,7 @@ impl HostRun {
 
     /// Opens the session (with the host's facts) and loads the playbook into the host's
     /// own Lua state, the first time the host takes part. Returns why not, if it cannot.
-    pub async fn start(&mut self, world: &RunWorld) -> Result<(), Down> {
+    pub async fn start(&mut self, world: &Arc<RunWorld>) -> Result<(), Down> {
         if let Some(d) = &self.down {
             return Err(d.clone());
         }
@@ -113,9 +113,13 @@ impl HostRun {
             }
         }
         if self.lua.is_none() {
-            let loaded = new_state(&world.limits).and_then(|lua| {
+            let (w, host) = (world.clone(), self.name.clone());
+            // Loading runs the playbook's top level and compiles its named policies.
+            let limit = offload::deadline(&world.limits, 10);
+            let loaded = offload::run(limit, move || {
+                let lua = new_state(&w.limits)?;
                 sandbox::set_print_sink(&lua, {
-                    let (events, host) = (world.events.clone(), self.name.clone());
+                    let events = w.events.clone();
                     move |line| {
                         events.send(crate::fleet::Event::Print {
                             host: host.clone(),
@@ -123,28 +127,36 @@ impl HostRun {
                         })
                     }
                 });
-                let plays = load_plays(&lua, &world.source, &world.shared)?;
-                Ok((lua, plays))
-            });
-            match loaded {
-                Ok(l) => self.lua = Some(l),
-                Err(e) => {
-                    let down = Down {
-                        status: Status::Failed,
-                        message: format!("loading the playbook: {e}"),
-                        hints: Vec::new(),
-                    };
-                    self.fail(down.clone());
-                    return Err(down);
+                let plays = load_plays(&lua, &w.source, &w.shared)?;
+                Ok::<_, PlaybookError>((lua, plays))
+            })
+            .await;
+            let message = match loaded {
+                Ok(Ok(Ok(l))) => {
+                    self.lua = Some(l);
+                    return Ok(());
                 }
-            }
+                Ok(Ok(Err(e))) => format!("loading the playbook: {e}"),
+                Ok(Err(panic)) => panic,
+                Err(stuck) => format!("loading the playbook: {stuck}"),
+            };
+            let down = Down {
+                status: Status::Failed,
+                message,
+                hints: Vec::new(),
+            };
+            self.fail(down.clone());
+            return Err(down);
         }
         Ok(())
     }
 
     /// Runs task `task` of play `play` (0-based) on this host and counts its result.
     pub async fn run_task(&mut self, world: &RunWorld, play: usize, task: usize) -> TaskResult {
-        let result = self.task_result(world, play, task).await;
+        let (result, lua_stuck) = self.task_result(world, play, task).await;
+        if lua_stuck && let Some(l) = self.lua.take() {
+            offload::abandon(l);
+        }
         self.stats.add(result.status);
         if result.status.is_failure() && self.down.is_none() {
             self.down = Some(Down {
@@ -156,15 +168,21 @@ impl HostRun {
         result
     }
 
-    async fn task_result(&mut self, world: &RunWorld, play: usize, task: usize) -> TaskResult {
+    /// The task's result, and whether the host's Lua got stuck doing it.
+    async fn task_result(
+        &mut self,
+        world: &RunWorld,
+        play: usize,
+        task: usize,
+    ) -> (TaskResult, bool) {
         let (Some(session), Some((lua, plays))) = (self.session.as_mut(), self.lua.as_ref()) else {
-            return TaskResult::failed("the host's session is not open");
+            return (TaskResult::failed("the host's session is not open"), false);
         };
         let Some(p) = plays.get(play) else {
-            return TaskResult::failed("the playbook has no such play");
+            return (TaskResult::failed("the playbook has no such play"), false);
         };
         let Some(t) = p.tasks.get(task) else {
-            return TaskResult::failed("the play has no such task");
+            return (TaskResult::failed("the play has no such task"), false);
         };
         world.events.progress(&self.name, t.name.clone());
         let mut vars = (*self.inventory_vars).clone();
@@ -178,6 +196,7 @@ impl HostRun {
         let mut cx = TaskCx {
             host: &self.name,
             lua,
+            limits: &world.limits,
             session,
             conn: &self.conn,
             vars: &vars,
@@ -188,14 +207,17 @@ impl HostRun {
             let run = match cond {
                 Cond::Bool(b) => Ok(*b),
                 Cond::Function(f) => match host_value(&mut cx).await {
-                    Ok(view) => call_lua::<bool>(lua, f, &view),
+                    Ok(view) => match call_lua::<bool>(&cx, f, view).await {
+                        Ok(r) => r,
+                        Err(l) => return lost(l),
+                    },
                     Err(l) => return lost(l),
                 },
             };
             match run {
                 Ok(true) => {}
-                Ok(false) => return TaskResult::skipped(""),
-                Err(e) => return TaskResult::failed(format!("when: {e}")),
+                Ok(false) => return (TaskResult::skipped(""), false),
+                Err(e) => return (TaskResult::failed(format!("when: {e}")), false),
             }
         }
         let mut attempts = 0;
@@ -214,7 +236,7 @@ impl HostRun {
                 if r.status == Status::Failed {
                     r.message = format!("{} ({}): {}", t.name, t.pos, r.message);
                 }
-                return r;
+                return (r, false);
             }
             world.events.progress(
                 &self.name,
@@ -230,12 +252,13 @@ impl HostRun {
     }
 }
 
-fn lost(l: Lost) -> TaskResult {
-    if l.unreachable {
+fn lost(l: Lost) -> (TaskResult, bool) {
+    let r = if l.unreachable {
         TaskResult::unreachable(l.message)
     } else {
         TaskResult::failed(l.message)
-    }
+    };
+    (r, l.lua_stuck)
 }
 
 /// The host as Lua sees it, from the facts tasks see.
@@ -244,13 +267,34 @@ async fn host_value(cx: &mut TaskCx<'_>) -> Result<Value, Lost> {
     Ok(host_view::view(cx.host, cx.vars, &facts, cx.check))
 }
 
-fn call_lua<R: mlua::FromLuaMulti>(
-    lua: &mlua::Lua,
+/// Calls `f` with the host's view, off the async workers and bounded; `Err` when the
+/// call did not come back (the host's Lua is then given up on).
+fn call_lua<R: mlua::FromLuaMulti + Send + 'static>(
+    cx: &TaskCx<'_>,
     f: &FnRef,
-    view: &Value,
-) -> Result<R, PlaybookError> {
-    let arg = to_lua_value(lua, view).map_err(|e| PlaybookError::from_lua(lua, e))?;
-    f.call::<_, R>(lua, arg)
+    view: Value,
+) -> impl std::future::Future<Output = Result<Result<R, PlaybookError>, Lost>> + Send + 'static {
+    let (lua, f) = (cx.lua.clone(), f.clone());
+    let limit = offload::deadline(cx.limits, 1);
+    call_lua_owned(lua, f, view, limit)
+}
+
+async fn call_lua_owned<R: mlua::FromLuaMulti + Send + 'static>(
+    lua: mlua::Lua,
+    f: FnRef,
+    view: Value,
+    limit: std::time::Duration,
+) -> Result<Result<R, PlaybookError>, Lost> {
+    match offload::run(limit, move || {
+        let arg = to_lua_value(&lua, &view).map_err(|e| PlaybookError::from_lua(&lua, e))?;
+        f.call::<_, R>(&lua, arg)
+    })
+    .await
+    {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(panic)) => Err(Lost::new(panic, false)),
+        Err(stuck) => Err(Lost::stuck(stuck)),
+    }
 }
 
 /// The keys a `run` function's result may have.
@@ -260,13 +304,22 @@ const RUN_RESULT_KEYS: [&str; 4] = ["changed", "failed", "skipped", "msg"];
 /// is the task's.
 async fn run_function(cx: &mut TaskCx<'_>, f: &FnRef) -> Result<TaskResult, Lost> {
     let view = host_value(cx).await?;
-    let v = match call_lua::<mlua::Value>(cx.lua, f, &view) {
-        Ok(v) => v,
-        Err(e) => return Ok(TaskResult::failed(e.to_string())),
-    };
-    let v = match from_lua_value(v) {
-        Ok(v) => v,
-        Err(e) => return Ok(TaskResult::failed(format!("run function result: {e}"))),
+    // The result is turned into data inside the call: Lua values stay on the Lua side.
+    let (lua, f) = (cx.lua.clone(), f.clone());
+    let limit = offload::deadline(cx.limits, 1);
+    let v = offload::run(limit, move || {
+        let arg = to_lua_value(&lua, &view).map_err(|e| PlaybookError::from_lua(&lua, e))?;
+        let v: mlua::Value = f.call(&lua, arg)?;
+        from_lua_value(v).map_err(|e| {
+            PlaybookError::new(e.kind, e.pos, format!("run function result: {}", e.message))
+        })
+    })
+    .await;
+    let v = match v {
+        Ok(Ok(Ok(v))) => v,
+        Ok(Ok(Err(e))) => return Ok(TaskResult::failed(e.to_string())),
+        Ok(Err(panic)) => return Err(Lost::new(panic, false)),
+        Err(stuck) => return Err(Lost::stuck(stuck)),
     };
     let map = match v {
         Value::Null => return Ok(TaskResult::ok("done")),

@@ -12,6 +12,7 @@ pub mod host_view;
 pub mod layout;
 pub mod loader;
 pub mod modules;
+pub mod offload;
 pub mod play;
 pub mod policy;
 pub mod run;

@@ -53,12 +53,7 @@ impl Command {
                     self.timeout.as_secs()
                 )));
             }
-            Ok(Err(e)) if e.is_unreachable() => {
-                return Err(Lost {
-                    message: e.to_string(),
-                    unreachable: true,
-                });
-            }
+            Ok(Err(e)) if e.is_unreachable() => return Err(Lost::new(e.to_string(), true)),
             Ok(Err(e)) => return Ok(TaskResult::failed(e.to_string())),
             Ok(Ok(out)) => out,
         };

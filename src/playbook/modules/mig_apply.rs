@@ -76,9 +76,10 @@ impl MigApply {
             Err(e) => return Ok(TaskResult::failed(format!("mig.apply: {e}"))),
         };
         let view = host_view::view(cx.host, cx.vars, &facts, cx.check);
-        let wanted = match self.target.resolve(cx.lua, &facts, &view, &selected) {
-            Ok(w) => w,
-            Err(e) => return Ok(TaskResult::failed(format!("mig.apply: {e}"))),
+        let wanted = match self.target.resolve_for(cx, &facts, &view, &selected).await {
+            Ok(Ok(w)) => w,
+            Ok(Err(e)) => return Ok(TaskResult::failed(format!("mig.apply: {e}"))),
+            Err(stuck) => return Err(Lost::stuck(stuck)),
         };
         let mut results: BTreeMap<u32, GpuResult> = BTreeMap::new();
         let mut hints: Vec<String> = Vec::new();

@@ -67,9 +67,10 @@ impl MigAssert {
         let mut layouts = Vec::new();
         if let Some(target) = &self.target {
             let view = host_view::view(cx.host, cx.vars, &facts, cx.check);
-            let wanted = match target.resolve(cx.lua, &facts, &view, &selected) {
-                Ok(w) => w,
-                Err(e) => return Ok(TaskResult::failed(format!("mig.assert: {e}"))),
+            let wanted = match target.resolve_for(cx, &facts, &view, &selected).await {
+                Ok(Ok(w)) => w,
+                Ok(Err(e)) => return Ok(TaskResult::failed(format!("mig.assert: {e}"))),
+                Err(stuck) => return Err(Lost::stuck(stuck)),
             };
             for (i, w) in wanted {
                 let mode = match w {

@@ -140,19 +140,42 @@ pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .map(|(_, c)| c)
 }
 
-/// The host's session is gone: the host takes no further part in the run.
+/// The host's session (or its Lua state) is gone: the host takes no further part.
 #[derive(Debug)]
 pub struct Lost {
     pub message: String,
     /// Connection-level (Ansible's unreachable), rather than an agent that stopped
     /// answering properly.
     pub unreachable: bool,
+    /// The host's Lua got stuck: its state must be abandoned, not used or dropped.
+    pub lua_stuck: bool,
+}
+
+impl Lost {
+    pub fn new(message: impl Into<String>, unreachable: bool) -> Lost {
+        Lost {
+            message: message.into(),
+            unreachable,
+            lua_stuck: false,
+        }
+    }
+
+    /// A policy (or other Lua) that did not come back.
+    pub fn stuck(stuck: crate::playbook::offload::Stuck) -> Lost {
+        Lost {
+            message: stuck.to_string(),
+            unreachable: false,
+            lua_stuck: true,
+        }
+    }
 }
 
 /// What a module works with on one host.
 pub struct TaskCx<'a> {
     pub host: &'a str,
     pub lua: &'a mlua::Lua,
+    /// The Lua budgets: how long a call into `lua` may take before it is given up on.
+    pub limits: &'a crate::playbook::sandbox::Limits,
     pub session: &'a mut Session,
     pub conn: &'a Connection,
     /// Variables as Lua sees them (`host.vars`).
@@ -180,14 +203,10 @@ impl From<Failed> for CallFailure {
                 kind: e.kind,
                 message: f.message(),
             },
-            CallError::Lost(_) => CallFailure::Lost(Lost {
-                message: f.message(),
-                unreachable: true,
-            }),
-            CallError::Protocol(_) | CallError::Timeout { .. } => CallFailure::Lost(Lost {
-                message: f.message(),
-                unreachable: false,
-            }),
+            CallError::Lost(_) => CallFailure::Lost(Lost::new(f.message(), true)),
+            CallError::Protocol(_) | CallError::Timeout { .. } => {
+                CallFailure::Lost(Lost::new(f.message(), false))
+            }
         }
     }
 }
@@ -210,10 +229,9 @@ impl TaskCx<'_> {
             Ok(f) => Ok(f.clone()),
             Err(e) => Err(match CallFailure::from(e) {
                 CallFailure::Lost(l) => l,
-                CallFailure::Refused { message, .. } => Lost {
-                    message: format!("cannot read the host's facts: {message}"),
-                    unreachable: false,
-                },
+                CallFailure::Refused { message, .. } => {
+                    Lost::new(format!("cannot read the host's facts: {message}"), false)
+                }
             }),
         }
     }

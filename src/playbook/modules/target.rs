@@ -191,6 +191,52 @@ impl Target {
         }
     }
 
+    /// [`Target::resolve`] for a task: a policy runs off the async workers, bounded (a
+    /// policy stuck where its budget cannot reach is given up on: `Err`).
+    pub fn resolve_for(
+        &self,
+        cx: &super::TaskCx<'_>,
+        facts: &Facts,
+        view: &Json,
+        gpus: &[&GpuFacts],
+    ) -> impl std::future::Future<
+        Output = Result<Result<Vec<(u32, Wanted)>, String>, crate::playbook::offload::Stuck>,
+    > + Send
+    + 'static {
+        let inline = (!matches!(self, Target::Policy { .. }))
+            .then(|| self.resolve(cx.lua, facts, view, gpus));
+        let (target, lua, facts, view) =
+            (self.clone(), cx.lua.clone(), facts.clone(), view.clone());
+        let indices: Vec<u32> = gpus.iter().map(|g| g.index).collect();
+        let limit = crate::playbook::offload::deadline(cx.limits, indices.len());
+        async move {
+            if let Some(r) = inline {
+                return Ok(r);
+            }
+            Self::resolve_offloaded(target, lua, facts, view, indices, limit).await
+        }
+    }
+
+    async fn resolve_offloaded(
+        target: Target,
+        lua: mlua::Lua,
+        facts: Facts,
+        view: Json,
+        indices: Vec<u32>,
+        limit: std::time::Duration,
+    ) -> Result<Result<Vec<(u32, Wanted)>, String>, crate::playbook::offload::Stuck> {
+        let r = crate::playbook::offload::run(limit, move || {
+            let gpus: Vec<&GpuFacts> = facts
+                .gpus
+                .iter()
+                .filter(|g| indices.contains(&g.index))
+                .collect();
+            target.resolve(&lua, &facts, &view, &gpus)
+        })
+        .await?;
+        Ok(r.and_then(|r| r))
+    }
+
     /// `mig_parted` targets turn MIG on and off themselves; the others need it on.
     pub fn sets_mode(&self) -> bool {
         matches!(self, Target::MigParted(_))
