@@ -157,15 +157,25 @@ pub async fn open(
             events.progress(&conn.host, "connecting");
             let mut t = connect(&target, &ctx.ssh, ctx.known_hosts.clone()).await?;
             events.progress(&conn.host, "starting agent");
-            let started = start_agent(
-                &mut t,
-                &ctx.builds,
-                &conn.remote_dir,
-                &conn.agent_env,
-                conn.become_,
-                preface.as_bytes(),
+            let limit = timeouts.start();
+            let started = tokio::time::timeout(
+                limit,
+                start_agent(
+                    &mut t,
+                    &ctx.builds,
+                    &conn.remote_dir,
+                    &conn.agent_env,
+                    conn.become_,
+                    preface.as_bytes(),
+                ),
             )
-            .await?;
+            .await
+            .map_err(|_| {
+                SessionError::failed(format!(
+                    "starting the agent (checking, uploading and starting it) took longer than {} s",
+                    limit.as_secs()
+                ))
+            })??;
             let client = AgentClient::new(
                 &conn.host,
                 started.stream,

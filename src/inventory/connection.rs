@@ -231,12 +231,14 @@ impl Connection {
             Some(Value::Object(m)) => {
                 let mut out = std::collections::BTreeMap::new();
                 for (op, v) in m {
-                    if !migfleet_proto::Op::NAMES.contains(&op.as_str()) {
+                    if !migfleet_proto::Op::NAMES.contains(&op.as_str())
+                        && op != crate::transport::agent::START
+                    {
                         return Err(InventoryError::ConnectionVar {
                             host: host.to_string(),
                             var: "migfleet_agent_timeouts".into(),
                             message: format!(
-                                "'{op}' is not an agent operation (operations: {})",
+                                "'{op}' is not an agent operation (operations: {}, and start)",
                                 migfleet_proto::Op::NAMES.join(", ")
                             ),
                         });

@@ -32,6 +32,8 @@ impl Default for Timeouts {
                 secs("drain", 120),
                 secs("restore", 300),
                 secs("reboot", 60),
+                // Not an op: checking, uploading (when needed) and starting the agent.
+                secs(START, 300),
             ]
             .into_iter()
             .collect(),
@@ -45,7 +47,7 @@ impl Timeouts {
     pub fn with_overrides(overrides: &BTreeMap<String, u64>) -> Result<Timeouts, String> {
         let mut t = Timeouts::default();
         for (op, secs) in overrides {
-            if !Op::NAMES.contains(&op.as_str()) {
+            if !Op::NAMES.contains(&op.as_str()) && op != START {
                 return Err(format!(
                     "unknown agent operation `{op}` (operations: {})",
                     Op::NAMES.join(", ")
@@ -54,6 +56,15 @@ impl Timeouts {
             t.by_op.insert(op.clone(), Duration::from_secs(*secs));
         }
         Ok(t)
+    }
+
+    /// How long starting the agent may take: checking it, uploading it when the host
+    /// lacks it, and starting it.
+    pub fn start(&self) -> Duration {
+        self.by_op
+            .get(START)
+            .copied()
+            .unwrap_or(Duration::from_secs(300))
     }
 
     /// The limit for `op`: its own, plus the wait a `drain` asks for.
@@ -69,6 +80,9 @@ impl Timeouts {
         }
     }
 }
+
+/// The key of the agent's start in `migfleet_agent_timeouts` (beside the op names).
+pub const START: &str = "start";
 
 pub struct AgentClient {
     host: String,

@@ -425,7 +425,7 @@ pub async fn start_agent(
         return Err(TransportError::Push {
             host,
             message: format!(
-                "upload of {} ({}) failed with status {:?}: {}",
+                "upload of {} ({}) into {remote_dir} (migfleet_remote_dir) failed with status {:?}: {}",
                 build.path.display(),
                 build.arch,
                 out.status,

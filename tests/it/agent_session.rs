@@ -86,3 +86,45 @@ fn an_agent_writing_an_endless_line_is_a_protocol_error() {
     assert_eq!(r.code, 2, "{}", r.shown);
     assert!(r.stderr.contains("a reply line longer than"), "{}", r.shown);
 }
+
+#[test]
+fn a_remote_directory_that_cannot_be_made_fails_the_host_at_once() {
+    use crate::support::sim::{SimHost, write_inventory};
+    use crate::support::testhost::{TestHost, write_known_hosts};
+    let host = TestHost::start("nodir");
+    let inv = write_inventory(
+        &host.dir().join("inventory.yml"),
+        &[SimHost::ssh(&host, &[("H100-80GB", 1)])],
+    );
+    // /proc takes no new directories: the upload script stops before reading its input.
+    let extra = host.dir().join("nodir.yml");
+    std::fs::write(
+        &extra,
+        format!(
+            "all:\n  hosts:\n    {}:\n      migfleet_remote_dir: /proc/migfleet-cannot-exist/agent\n",
+            host.tag
+        ),
+    )
+    .unwrap();
+    let kh = write_known_hosts(&host.dir().join("known_hosts"), [&host].into_iter());
+    let started = std::time::Instant::now();
+    let r = migfleet(&[
+        "ping",
+        "-i",
+        inv.to_str().unwrap(),
+        "-i",
+        extra.to_str().unwrap(),
+        "--known-hosts",
+        kh.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 2, "{}", r.shown);
+    assert!(r.stderr.contains("pushing the agent failed"), "{}", r.shown);
+    assert!(
+        r.stderr
+            .contains("into /proc/migfleet-cannot-exist/agent (migfleet_remote_dir)"),
+        "{}",
+        r.shown
+    );
+    // It fails as soon as the host says so, not after a timeout.
+    assert!(started.elapsed().as_secs() < 60, "{:?}", started.elapsed());
+}

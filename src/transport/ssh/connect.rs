@@ -426,12 +426,19 @@ impl Transport for SshTransport {
                 _ => {}
             }
         }
+        // The channel is closed. A process that exited without reading all of its stdin
+        // (an upload script that failed early) leaves the writer waiting for window space
+        // that never comes: what it did not write no longer matters.
+        if !writer.is_finished() {
+            writer.abort();
+        }
         match writer.await {
             Ok(Ok(wr)) => {
                 let _ = wr.close().await;
             }
             // The process may exit without reading all of stdin; that is its business, not an error.
             Ok(Err(_)) => {}
+            Err(e) if e.is_cancelled() => {}
             Err(e) => {
                 return Err(TransportError::Ssh {
                     host,
