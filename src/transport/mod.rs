@@ -361,6 +361,15 @@ pub enum TransportError {
     },
     #[error("{host}: pushing the agent failed: {message}")]
     Push { host: String, message: String },
+    #[error(
+        "{host}: refusing to run the agent: {path} (owner {owner}, mode {mode}) could be changed by another user, who could then replace the agent; every directory on the way to migfleet_remote_dir must be owned by root or the login user and writable only by its owner (a root-owned sticky directory such as /tmp excepted), and the agent directory itself private"
+    )]
+    UnsafeAgentDir {
+        host: String,
+        path: String,
+        owner: String,
+        mode: String,
+    },
 }
 
 impl TransportError {

@@ -180,6 +180,7 @@ const MARK_START: &str = "MIGFLEET-START";
 const MARK_PUSH: &str = "MIGFLEET-PUSH";
 const MARK_NOARCH: &str = "MIGFLEET-NOARCH";
 const MARK_SUDO: &str = "MIGFLEET-SUDO";
+const MARK_UNSAFE: &str = "MIGFLEET-UNSAFE";
 
 /// Shell expression for `remote_dir`: `"$HOME"'/rest'` for `~/rest`, else the quoted literal.
 fn dir_expr(remote_dir: &str) -> Result<String, TransportError> {
@@ -210,11 +211,54 @@ fn dir_expr(remote_dir: &str) -> Result<String, TransportError> {
 
 const SHA_FN: &str = r#"sha() { { sha256sum "$1" 2>/dev/null || shasum -a 256 "$1" 2>/dev/null; } | { read -r s _ && printf '%s' "$s"; }; }"#;
 
+/// `unsafe_dir DIR PRIVATE` prints `path owner mode` for the first component of the existing
+/// directory DIR — on the path as written and on the path it resolves to — that anybody
+/// but us (and root) could change, and nothing when every one is safe. As OpenSSH's
+/// StrictModes: owned by root or by us, writable by nobody else; one exception for the
+/// directories above DIR, a root-owned sticky one such as /tmp, whose entries others
+/// cannot rename or remove. With PRIVATE=1, DIR itself (both paths; the agent's own
+/// directory) must be writable by its owner only. One `stat` for every component.
+const UNSAFE_FN: &str = r#"me=$(id -u)
+unsafe_dir() {
+  dir=$1; private=$2
+  phys=$(cd -P -- "$dir" 2>/dev/null && pwd -P) || { printf '%s %s %s\n' "$dir" '?' 'unreadable'; return; }
+  set --
+  for top in "$dir" "$phys"; do
+    p=$top
+    while :; do
+      set -- "$@" "$p"
+      [ "$p" = / ] && break
+      p=${p%/*}; [ -n "$p" ] || p=/
+    done
+  done
+  stat -c '%u %a %U %n' -- "$@" 2>/dev/null | while read -r u m o n; do
+    w=$(( 0$m & 022 )); t=$(( 0$m & 01000 ))
+    if [ "$u" != 0 ] && [ "$u" != "$me" ]; then printf '%s %s %s\n' "$n" "$o" "$m"; break; fi
+    # A symlink's own mode means nothing; who owns it does.
+    [ -L "$n" ] && continue
+    if [ "$w" != 0 ]; then
+      if { [ "$private" = 1 ] && { [ "$n" = "$dir" ] || [ "$n" = "$phys" ]; }; } || [ "$u" != 0 ] || [ "$t" = 0 ]; then
+        printf '%s %s %s\n' "$n" "$o" "$m"; break
+      fi
+    fi
+  done
+}"#;
+
 fn preamble(remote_dir: &str) -> Result<String, TransportError> {
     Ok(format!(
-        ": \"${{HOME:?HOME is not set}}\"\nd={}\n{SHA_FN}\n",
+        ": \"${{HOME:?HOME is not set}}\"\nd={}\ncase \"$d\" in /*) ;; *) d=\"$PWD/$d\" ;; esac\n{SHA_FN}\n{UNSAFE_FN}\n",
         dir_expr(remote_dir)?
     ))
+}
+
+/// Refuses (the `MIGFLEET-UNSAFE` marker) when the agent directory can be changed by
+/// anybody but us: the script stops before anything there runs.
+fn refuse_unsafe(dir: &str, private: bool) -> String {
+    format!(
+        "bad=$(unsafe_dir \"{dir}\" {})\nif [ -n \"$bad\" ]; then printf '%s %s\\n' {} \"$bad\"; exit 0; fi\n",
+        u8::from(private),
+        shell_quote(MARK_UNSAFE)
+    )
 }
 
 fn arch_case(builds: &AgentBuilds) -> String {
@@ -236,7 +280,11 @@ fn arch_case(builds: &AgentBuilds) -> String {
     s
 }
 
-/// The one-round-trip start script.
+/// The one-round-trip start script. The agent runs only from a directory nobody else can
+/// change, and what runs is what was verified: the file is opened once, hashed through
+/// that open file (`/proc/self/fd/3`) and executed through it, so swapping the path in
+/// between changes nothing. With `sudo`, the same happens again inside `sudo sh -c`
+/// (sudo closes inherited descriptors).
 fn start_script(
     builds: &AgentBuilds,
     remote_dir: &str,
@@ -245,40 +293,66 @@ fn start_script(
 ) -> Result<String, TransportError> {
     let mut s = preamble(remote_dir)?;
     s.push_str(&arch_case(builds));
-    let mut exec = String::from("exec ");
-    if sudo {
+    let mut env_args = String::new();
+    for (k, v) in env {
+        if !valid_env_name(k) {
+            return Err(TransportError::InvalidCommand {
+                reason: format!("invalid environment variable name {k:?}"),
+            });
+        }
+        env_args.push_str(&shell_quote(&format!("{k}={v}")));
+        env_args.push(' ');
+    }
+    let exec = if sudo {
         s.push_str(&format!(
             "command -v sudo >/dev/null 2>&1 || {{ echo '{MARK_SUDO} sudo is not installed'; exit 0; }}\n\
 if ! e=$(sudo -n true 2>&1); then printf '%s %s\\n' {MARK_SUDO} \"$(printf '%s' \"$e\" | tr '\\n' ' ')\"; exit 0; fi\n"
         ));
-        exec.push_str("sudo -n -- ");
-    }
-    if !env.is_empty() {
-        exec.push_str("env ");
-        for (k, v) in env {
-            if !valid_env_name(k) {
-                return Err(TransportError::InvalidCommand {
-                    reason: format!("invalid environment variable name {k:?}"),
-                });
-            }
-            exec.push_str(&shell_quote(&format!("{k}={v}")));
-            exec.push(' ');
-        }
-    }
-    exec.push_str("\"$d/$f\"");
+        let inner = format!(
+            "{SHA_FN}\nexec 3< \"$1\" || exit 1\n[ \"$(sha /proc/self/fd/3)\" = \"$2\" ] || {{ echo 'the agent changed between its checks' >&2; exit 1; }}\nexec env {env_args}/proc/self/fd/3\n"
+        );
+        format!(
+            "exec sudo -n -- sh -c {} sh \"$d/$f\" \"$h\"",
+            shell_quote(&inner)
+        )
+    } else {
+        format!("exec env {env_args}/proc/self/fd/3")
+    };
     s.push_str(&format!(
-        "if [ -f \"$d/$f\" ] && [ -x \"$d/$f\" ] && [ \"$(sha \"$d/$f\")\" = \"$h\" ]; then\n  printf '%s %s\\n' {} \"$d/$f\"\n  {exec}\nfi\nprintf '%s %s\\n' {} \"$a\"\n",
-        shell_quote(MARK_START),
-        shell_quote(MARK_PUSH)
+        "if [ -d \"$d\" ]; then\n{refuse}fi\n\
+if [ -f \"$d/$f\" ] && [ -x \"$d/$f\" ] && [ -r \"$d/$f\" ]; then\n\
+  exec 3< \"$d/$f\"\n\
+  if [ \"$(sha /proc/self/fd/3)\" = \"$h\" ]; then\n\
+    printf '%s %s\\n' {start} \"$d/$f\"\n\
+    {exec}\n\
+  fi\n\
+  exec 3<&-\n\
+fi\n\
+printf '%s %s\\n' {push} \"$a\"\n",
+        refuse = refuse_unsafe("$d", true),
+        start = shell_quote(MARK_START),
+        push = shell_quote(MARK_PUSH),
     ));
     Ok(s)
 }
 
-/// Upload script: binary on stdin -> 0700 staging dir -> verify -> chmod 0755 -> atomic rename.
+/// Upload script: binary on stdin -> 0700 staging dir -> verify -> chmod 0755 -> atomic
+/// rename. Refuses, before writing anything, a directory others could change (the closest
+/// existing ancestor when it does not exist yet), and never loosens one that exists.
 fn upload_script(build: &AgentBuild, remote_dir: &str) -> Result<String, TransportError> {
     let mut s = preamble(remote_dir)?;
+    s.push_str("e=$d\nwhile [ ! -d \"$e\" ]; do e=${e%/*}; [ -n \"$e\" ] || e=/; done\n");
+    s.push_str(&refuse_unsafe("$e", false).replace(
+        &format!(
+            "printf '%s %s\\n' {} \"$bad\"; exit 0",
+            shell_quote(MARK_UNSAFE)
+        ),
+        "echo \"$bad: writable by others or not ours (StrictModes)\" >&2; exit 1",
+    ));
     s.push_str(&format!(
-        "h={h}\nf={f}\numask 077\nmkdir -p \"$d/.staging\" || exit 1\nchmod 700 \"$d/.staging\" || exit 1\n\
+        "h={h}\nf={f}\numask 077\nmkdir -p \"$d/.staging\" || exit 1\n\
+bad=$(unsafe_dir \"$d\" 1)\nif [ -n \"$bad\" ]; then echo \"$bad: writable by others or not ours (StrictModes)\" >&2; exit 1; fi\n\
+chmod 700 \"$d/.staging\" || exit 1\n\
 t=\"$d/.staging/$f.$$\"\ntrap 'rm -f \"$t\"' EXIT\n\
 cat > \"$t\" || exit 1\n\
 got=$(sha \"$t\")\n\
@@ -347,6 +421,21 @@ async fn attempt(
             arch: rest.to_string(),
             available: builds.arches(),
         }),
+        MARK_UNSAFE => {
+            // `path owner mode`; the path may hold spaces, owner and mode do not.
+            let mut parts = rest.rsplitn(3, ' ');
+            let (mode, owner, path) = (
+                parts.next().unwrap_or("?"),
+                parts.next().unwrap_or("?"),
+                parts.next().unwrap_or("?"),
+            );
+            Err(TransportError::UnsafeAgentDir {
+                host,
+                path: path.to_string(),
+                owner: owner.to_string(),
+                mode: mode.to_string(),
+            })
+        }
         MARK_SUDO => Err(TransportError::Sudo {
             message: if rest.contains("password is required")
                 || rest.contains("terminal is required")

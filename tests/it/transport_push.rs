@@ -286,3 +286,117 @@ async fn sudo_paths() {
     s.stream.stdout.read_line(&mut line).await.unwrap();
     assert_eq!(line, "ready s\n");
 }
+
+/// `chown` by uid (65534 is `nobody` on Debian), `-h` for a symlink itself.
+fn chown(path: &Path, uid: u32, link: bool) {
+    let mut c = std::process::Command::new("chown");
+    if link {
+        c.arg("-h");
+    }
+    assert!(c.arg(uid.to_string()).arg(path).status().unwrap().success());
+}
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[tokio::test]
+async fn an_agent_directory_others_could_change_is_refused() {
+    let host = TestHost::start("strict");
+    let builds = stand_in(host.dir());
+    let mut t = conn(&host).await;
+    let unsafe_dir = |e: TransportError| match e {
+        TransportError::UnsafeAgentDir {
+            path, owner, mode, ..
+        } => (path, owner, mode),
+        other => panic!("expected UnsafeAgentDir, got {other:?}"),
+    };
+
+    // The agent's own directory, once world-writable, is refused (not repaired).
+    let dir = host.remote_dir().join("agent");
+    let d = dir.to_str().unwrap();
+    start_agent(&mut t, &builds, d, &[], false, b"")
+        .await
+        .unwrap();
+    chmod(&dir, 0o777);
+    let err = start_agent(&mut t, &builds, d, &[], false, b"")
+        .await
+        .err()
+        .unwrap();
+    let msg = err.to_string();
+    assert_eq!(
+        unsafe_dir(err),
+        (d.to_string(), "root".into(), "777".into())
+    );
+    assert!(msg.contains("refusing to run the agent"), "{msg}");
+    chmod(&dir, 0o700);
+    start_agent(&mut t, &builds, d, &[], false, b"")
+        .await
+        .unwrap();
+
+    // A parent owned by another user: refused before anything is created under it.
+    let theirs = host.remote_dir().join("theirs");
+    std::fs::create_dir_all(&theirs).unwrap();
+    chown(&theirs, 65534, false);
+    let inside = theirs.join("agent");
+    let err = start_agent(&mut t, &builds, inside.to_str().unwrap(), &[], false, b"")
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string().contains("writable by others or not ours"),
+        "{err}"
+    );
+    assert!(err.to_string().contains(theirs.to_str().unwrap()), "{err}");
+    assert!(
+        !inside.exists(),
+        "nothing made under a directory that is not ours"
+    );
+
+    // Reached through a symlink another user owns.
+    let real = host.remote_dir().join("real");
+    std::fs::create_dir_all(&real).unwrap();
+    let link = host.remote_dir().join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    start_agent(&mut t, &builds, link.to_str().unwrap(), &[], false, b"")
+        .await
+        .unwrap();
+    chown(&link, 65534, true);
+    let err = start_agent(&mut t, &builds, link.to_str().unwrap(), &[], false, b"")
+        .await
+        .err()
+        .unwrap();
+    let (path, owner, _) = unsafe_dir(err);
+    assert_eq!(path, link.to_str().unwrap());
+    assert_ne!(owner, "root");
+
+    // Resolving to a world-writable directory, even a sticky root-owned one like /tmp,
+    // is refused for the agent's own directory: others could create files there.
+    let sticky = host.remote_dir().join("sticky");
+    std::fs::create_dir_all(&sticky).unwrap();
+    chmod(&sticky, 0o1777);
+    let to_sticky = host.remote_dir().join("to-sticky");
+    std::os::unix::fs::symlink(&sticky, &to_sticky).unwrap();
+    let err = start_agent(
+        &mut t,
+        &builds,
+        to_sticky.to_str().unwrap(),
+        &[],
+        false,
+        b"",
+    )
+    .await
+    .err()
+    .unwrap();
+    let (path, _, mode) = unsafe_dir(err);
+    assert_eq!(
+        (path.as_str(), mode.as_str()),
+        (sticky.to_str().unwrap(), "1777")
+    );
+    // Below a sticky root-owned directory, a private one of ours is fine.
+    let below = sticky.join("mine");
+    start_agent(&mut t, &builds, below.to_str().unwrap(), &[], false, b"")
+        .await
+        .unwrap();
+}
