@@ -5,16 +5,17 @@
 
 use super::fleet_args::FleetArgs;
 use crate::error::Failure;
-use crate::fleet::Events;
 use crate::fleet::fanout::runtime;
+use crate::fleet::{Event, Events};
 use crate::playbook::host::RunWorld;
 use crate::playbook::policy::Policies;
 use crate::playbook::{Limits, Play, PlaybookSource, Shared, load_plays, new_state, offload, run};
 use crate::report::monitor::{self, Show};
-use crate::report::{Output, recap};
+use crate::report::{Output, exit_code, recap};
 use serde_json::{Map, Value};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -204,37 +205,89 @@ pub fn exec(args: Args, output: Output) -> Result<(), Failure> {
     };
     let context = fleet.context()?;
     let rt = runtime()?;
-    let finished = rt.block_on(async {
+    let outcome = rt.block_on(async {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let watcher = tokio::spawn(monitor::watch_with(monitor::Mode::choose(output), show, rx));
+        let interrupted = Arc::new(AtomicBool::new(false));
+        let events = Events::new(tx);
         let world = Arc::new(RunWorld {
             source,
             shared,
             limits,
             check: args.check,
             context,
-            events: Events::new(tx),
+            events: events.clone(),
+            interrupted: interrupted.clone(),
         });
         let plan = run::Plan {
             plays: &plays,
             hosts,
             tasks,
         };
-        let finished = run::run(&fleet, plan, world).await;
-        // Every sender is gone with the hosts' sessions and the world: the monitor ends.
-        let _ = watcher.await;
-        finished
+        let mut running = Box::pin(run::run(&fleet, plan, world));
+        let mut presses = 0;
+        let outcome = loop {
+            tokio::select! {
+                finished = &mut running => break Some(finished),
+                _ = tokio::signal::ctrl_c() => {
+                    presses += 1;
+                    if presses > 1 {
+                        break None;
+                    }
+                    interrupted.store(true, Ordering::SeqCst);
+                    events.send(Event::Interrupted);
+                }
+            }
+        };
+        drop(running);
+        drop(events);
+        match outcome {
+            // Every sender is gone with the hosts' sessions and the world: the monitor ends.
+            Some(_) => {
+                let _ = watcher.await;
+            }
+            // Hosts may still be in the middle of an operation: nothing more is shown.
+            None => watcher.abort(),
+        }
+        outcome
     });
+    // A host's Lua given up on may still hold a blocking thread: do not wait for it.
+    rt.shutdown_background();
+    let Some(finished) = outcome else {
+        return Err(Failure {
+            message: "aborted by a second Ctrl-C; each host's agent finishes the operation it was doing on its own".into(),
+            hints: Vec::new(),
+            code: exit_code::INTERRUPTED,
+        });
+    };
     let stats: recap::Stats = finished.hosts.into_iter().collect();
     let code = recap::exit_code(&stats);
     match output {
         Output::Text => {
             crate::outln!("")?;
             crate::out!("{}", recap::render(&stats))?;
+            for (host, task) in &finished.interrupted {
+                crate::outln!("interrupted: {host} (before {task})")?;
+            }
         }
-        Output::Json => crate::report::print_json_line(
-            &serde_json::json!({"event": "summary", "stats": stats, "exit_code": code}),
-        )?,
+        Output::Json => crate::report::print_json_line(&serde_json::json!({
+            "event": "summary",
+            "stats": stats,
+            "exit_code": if finished.interrupted.is_empty() { code } else { exit_code::INTERRUPTED },
+            "interrupted": finished.interrupted.iter()
+                .map(|(host, task)| serde_json::json!({"host": host, "before": task}))
+                .collect::<Vec<_>>(),
+        }))?,
+    }
+    if !finished.interrupted.is_empty() {
+        return Err(Failure {
+            message: format!(
+                "interrupted by Ctrl-C: {} host(s) stopped before their next task",
+                finished.interrupted.len()
+            ),
+            hints: Vec::new(),
+            code: exit_code::INTERRUPTED,
+        });
     }
     recap::result(&stats, code)
 }

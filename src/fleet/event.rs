@@ -195,6 +195,8 @@ pub enum Event {
         reason: String,
         not_run: Vec<String>,
     },
+    /// The first Ctrl-C: the operations in flight finish, nothing new starts.
+    Interrupted,
     /// A play begins (1-based `play`), on these hosts in this order.
     PlayStart {
         play: usize,
@@ -238,6 +240,9 @@ pub enum Event {
         stats: crate::report::recap::HostStats,
         #[serde(skip_serializing_if = "Option::is_none")]
         down: Option<Status>,
+        /// A Ctrl-C stopped it before this task.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        interrupted_before: Option<String>,
     },
     /// One NVML operation done by an agent.
     Nvml {

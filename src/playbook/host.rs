@@ -27,6 +27,14 @@ pub struct RunWorld {
     pub check: bool,
     pub context: Arc<Context>,
     pub events: Events,
+    /// Set by the first Ctrl-C: tasks in flight finish, nothing new starts.
+    pub interrupted: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl RunWorld {
+    pub fn interrupted(&self) -> bool {
+        self.interrupted.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 /// Why a host stopped taking part.

@@ -27,6 +27,8 @@ pub struct Plan<'a> {
 /// How the run ended for each host that took part, in the order hosts first appeared.
 pub struct Finished {
     pub hosts: Vec<(String, HostStats)>,
+    /// Hosts a Ctrl-C stopped, with the task they would have run next.
+    pub interrupted: Vec<(String, String)>,
 }
 
 /// Runs the plan. `world.events` gets everything that happens.
@@ -34,7 +36,18 @@ pub async fn run(fleet: &Fleet, plan: Plan<'_>, world: Arc<RunWorld>) -> Finishe
     let mut runs: HashMap<String, HostRun> = HashMap::new();
     let mut order: Vec<String> = Vec::new();
     let events = world.events.clone();
+    let mut interrupted: HashMap<String, String> = HashMap::new();
     'plays: for (pi, play) in plan.plays.iter().enumerate() {
+        if world.interrupted() {
+            for (h, r) in &runs {
+                if r.down.is_none() && plan.hosts[pi].contains(h) {
+                    interrupted
+                        .entry(h.clone())
+                        .or_insert_with(|| format!("play {}", play.name));
+                }
+            }
+            break;
+        }
         let hosts: Vec<String> = plan.hosts[pi]
             .iter()
             .filter(|h| runs.get(*h).is_none_or(|r| r.down.is_none()))
@@ -52,6 +65,9 @@ pub async fn run(fleet: &Fleet, plan: Plan<'_>, world: Arc<RunWorld>) -> Finishe
         for (bi, size) in sizes.iter().copied().enumerate() {
             if size == 0 {
                 continue;
+            }
+            if world.interrupted() {
+                break 'plays;
             }
             let batch: Vec<String> = hosts[offset..offset + size].to_vec();
             offset += size;
@@ -106,6 +122,12 @@ pub async fn run(fleet: &Fleet, plan: Plan<'_>, world: Arc<RunWorld>) -> Finishe
                     break;
                 }
                 let task = &play.tasks[ti];
+                if world.interrupted() {
+                    for h in active {
+                        interrupted.insert(h, task.name.clone());
+                    }
+                    break 'plays;
+                }
                 events.send(Event::TaskStart {
                     play: pi + 1,
                     task: ti + 1,
@@ -169,19 +191,28 @@ pub async fn run(fleet: &Fleet, plan: Plan<'_>, world: Arc<RunWorld>) -> Finishe
             }
         }
     }
+    let mut stopped_by_ctrl_c = Vec::new();
     let hosts: Vec<(String, HostStats)> = order
         .into_iter()
         .filter_map(|h| runs.remove(&h).map(|r| (h, r.stats, r.down)))
         .map(|(host, stats, down)| {
+            let before = interrupted.get(&host).cloned();
+            if let Some(task) = &before {
+                stopped_by_ctrl_c.push((host.clone(), task.clone()));
+            }
             events.send(Event::HostFinished {
                 host: host.clone(),
                 stats,
                 down: down.map(|d| d.status),
+                interrupted_before: before,
             });
             (host, stats)
         })
         .collect();
-    Finished { hosts }
+    Finished {
+        hosts,
+        interrupted: stopped_by_ctrl_c,
+    }
 }
 
 fn failed_in(runs: &HashMap<String, HostRun>, batch: &[String]) -> usize {

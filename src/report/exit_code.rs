@@ -13,3 +13,5 @@ pub const UNREACHABLE: u8 = 4;
 pub const PARSE_ERROR: u8 = 4;
 /// Bad or incomplete command-line options.
 pub const BAD_OPTIONS: u8 = 5;
+/// The run was interrupted (Ctrl-C), as Ansible's 99.
+pub const INTERRUPTED: u8 = 99;

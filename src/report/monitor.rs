@@ -210,6 +210,9 @@ impl Monitor {
                 .bars
                 .host(host, &format!("GPU {gpu}: {step}/{of} {op}")),
             Event::HostFinished { .. } => {}
+            Event::Interrupted => self.err(
+                "Ctrl-C: finishing the operations in flight, starting nothing new (Ctrl-C again to abort)",
+            ),
             Event::Print { host, line } => self.err(&format!("[{host}] print: {line}")),
             Event::AgentStderr { host, line } => {
                 if self.show.verbosity > 0 {

@@ -31,6 +31,10 @@ impl LocalTransport {
             c.envs(cmd.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         }
         c.kill_on_drop(true);
+        // Its own process group: a Ctrl-C at the terminal is the controller's to handle
+        // (finish the operation in flight, then stop), not a signal that kills the agent
+        // halfway through an NVML change.
+        c.process_group(0);
         Ok(c)
     }
 
@@ -97,6 +101,10 @@ impl Transport for LocalTransport {
 
     async fn spawn(&mut self, cmd: &RemoteCommand) -> Result<Stream, TransportError> {
         let mut c = self.command(cmd)?;
+        // A long-running process (the agent) is not killed with its handle: when the
+        // controller goes away its stdin closes, and it ends after the operation it is
+        // doing, as a remote agent does when its SSH connection drops.
+        c.kill_on_drop(false);
         c.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -12,6 +12,8 @@ mod agent_session;
 mod cli_mig;
 /// `ping`, `facts` and the fan-out against real sshd test hosts.
 mod fleet_ssh;
+/// Ctrl-C: finish what is in flight, then stop; twice: abort.
+mod interrupts;
 /// Inventories compared with ansible-core's recorded output.
 mod inventory_conformance;
 /// Loading playbooks: data model, policies, validation errors with positions.
