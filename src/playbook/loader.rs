@@ -58,7 +58,7 @@ pub struct PlaybookSource {
 impl PlaybookSource {
     pub fn read(path: &Path) -> Result<PlaybookSource, PlaybookError> {
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let text = crate::input::read_text(path).map_err(|e| {
             PlaybookError::new(
                 ErrorKind::Io,
                 Some(SourcePos {
@@ -432,8 +432,10 @@ impl Ctx<'_> {
         let mut retries = 0;
         let mut delay = DEFAULT_DELAY;
         let mut run = None;
-        let mut module: Option<(Table, &str)> = None;
-        for kv in t.pairs::<Value, Value>() {
+        // A bare module call is a task of its own: `tasks = { mig.apply{...} }`.
+        let bare = is_descriptor(t);
+        let mut module: Option<(Table, &str)> = bare.then(|| (t.clone(), "[1]"));
+        for kv in t.pairs::<Value, Value>().filter(|_| !bare) {
             let (k, v) = kv.map_err(|e| PlaybookError::from_lua_at(&pos, e))?;
             let key = match &k {
                 Value::String(s) => s.to_string_lossy(),

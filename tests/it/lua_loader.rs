@@ -207,6 +207,30 @@ return {
 }
 
 #[test]
+fn a_bare_module_call_is_a_task() {
+    let dir = Scratch::new("bare");
+    let (_lua, plays, _) = load_ok(
+        &dir,
+        r#"return { hosts = "all", tasks = {
+  mig.mode{ enabled = true },
+  { name = "check", mig.assert{ layout = {"7g.80gb"} } },
+} }"#,
+    );
+    let tasks = &plays[0].tasks;
+    assert_eq!(tasks.len(), 2);
+    assert_eq!(tasks[0].name, "mig.mode", "named after its module");
+    assert_eq!(tasks[0].pos.line, 2);
+    assert!(matches!(
+        tasks[0].action,
+        Action::Module(Module::MigMode(_))
+    ));
+    assert!(matches!(
+        tasks[1].action,
+        Action::Module(Module::MigAssert(_))
+    ));
+}
+
+#[test]
 fn extra_vars_visible_as_vars() {
     let dir = Scratch::new("vars");
     let extra: Map<String, Value> = json!({"x": 5, "profile": "1g.10gb", "list": [1, 2]})
