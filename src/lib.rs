@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod error;
 pub mod fleet;
+pub mod input;
 pub mod inventory;
 pub mod playbook;
 pub mod report;

@@ -6,7 +6,7 @@ use crate::error::Failure;
 use crate::fleet::Fleet;
 use crate::fleet::executor::DEFAULT_FORKS;
 use crate::fleet::session::Context;
-use crate::inventory::Inventory;
+use crate::inventory::{self, Inventory};
 use crate::transport::push::AgentBuilds;
 use crate::transport::ssh::{KnownHosts, SshOptions};
 use std::path::PathBuf;
@@ -37,7 +37,7 @@ pub struct FleetArgs {
     pub agent_dir: Option<PathBuf>,
     /// SSH connect timeout, seconds (for the TCP connection and the handshake, and again
     /// for authentication).
-    #[arg(short = 'T', long, default_value_t = 10, value_parser = parse_connect_timeout)]
+    #[arg(short = 'T', long, default_value_t = 10, value_parser = parse_day_seconds)]
     pub timeout: u64,
     /// SSH user for hosts whose inventory names none.
     #[arg(short = 'u', long)]
@@ -49,6 +49,46 @@ pub struct FleetArgs {
     /// to stderr.
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     pub verbose: u8,
+    #[command(flatten, next_help_heading = "Inventory limits")]
+    pub inventory_limits: InventoryLimits,
+}
+
+/// What an inventory may ask of the controller; shared by every command that reads one.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InventoryLimits {
+    /// The most hosts the inventory may define (1 to 100000000); a host range that
+    /// would go past it is refused before it is expanded.
+    #[arg(long, value_name = "N", default_value_t = inventory::DEFAULT_MAX_HOSTS, value_parser = parse_max_hosts)]
+    pub max_hosts: usize,
+    /// Seconds an executable inventory may run, all its calls together (1 to 86400);
+    /// past it, it is stopped with whatever it started.
+    #[arg(long, value_name = "SECONDS", default_value_t = inventory::DEFAULT_SCRIPT_TIMEOUT.as_secs(), value_parser = parse_day_seconds)]
+    pub inventory_timeout: u64,
+}
+
+impl InventoryLimits {
+    pub fn limits(&self) -> inventory::Limits {
+        inventory::Limits {
+            max_hosts: self.max_hosts,
+            script_timeout: Duration::from_secs(self.inventory_timeout),
+        }
+    }
+
+    /// Loads the sources within these limits.
+    pub fn load(&self, sources: &[PathBuf]) -> Result<Inventory, Failure> {
+        Inventory::load_with(sources, self.limits()).map_err(|e| Failure::parse(e.to_string()))
+    }
+}
+
+/// A hundred times the default: a controller's memory, not a policy, is the limit there.
+const MAX_MAX_HOSTS: usize = 100_000_000;
+
+fn parse_max_hosts(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=MAX_MAX_HOSTS).contains(&n) => Ok(n),
+        Ok(_) => Err(format!("must be between 1 and {MAX_MAX_HOSTS}")),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// The most hosts worked on at once: far above any controller's file descriptors, and
@@ -65,8 +105,8 @@ fn parse_forks(s: &str) -> Result<usize, String> {
     }
 }
 
-/// `-T SECONDS`: 1 second to a day.
-fn parse_connect_timeout(s: &str) -> Result<u64, String> {
+/// `-T SECONDS`, `--inventory-timeout SECONDS`: 1 second to a day.
+fn parse_day_seconds(s: &str) -> Result<u64, String> {
     match s.parse::<u64>() {
         Ok(n) if (1..=86_400).contains(&n) => Ok(n),
         Ok(_) => Err("must be between 1 and 86400 seconds".into()),
@@ -90,7 +130,7 @@ impl FleetArgs {
             )
             .hint("inventory/demo.yml runs on this machine against simulated GPUs"));
         }
-        let inv = Inventory::load(&self.inventory).map_err(|e| Failure::parse(e.to_string()))?;
+        let inv = self.inventory_limits.load(&self.inventory)?;
         Fleet::new(inv, self.limit.as_deref(), self.forks, self.verbose)
     }
 

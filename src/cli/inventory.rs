@@ -1,8 +1,8 @@
 //! `migfleet inventory -i INV --list | --graph [GROUP] | --list-hosts [--limit P] | --host H`:
 //! the inventory as Ansible reads it (same JSON and graph as `ansible-inventory`).
 
+use super::fleet_args::InventoryLimits;
 use crate::error::Failure;
-use crate::inventory::Inventory;
 use crate::report::print_json;
 use std::path::PathBuf;
 
@@ -27,19 +27,30 @@ pub struct Args {
     /// Host pattern for --list-hosts.
     #[arg(short = 'l', long, value_name = "PATTERN")]
     pub limit: Option<String>,
+    #[command(flatten, next_help_heading = "Inventory limits")]
+    pub inventory_limits: InventoryLimits,
 }
 
 pub fn exec(args: Args) -> Result<(), Failure> {
-    let inv = Inventory::load(&args.inventory).map_err(|e| Failure::parse(e.to_string()))?;
+    let inv = args.inventory_limits.load(&args.inventory)?;
     if args.list {
         return print_json(&inv.list_json());
     }
     if let Some(root) = &args.graph {
-        let text = inv
-            .graph(Some(root))
-            .map_err(|e| Failure::options(e.to_string()))?;
-        crate::out!("{text}")?;
-        return Ok(());
+        // Written in pieces: a deep graph's text grows with the square of its depth.
+        let mut buf = String::new();
+        let mut written = Ok(());
+        inv.graph_lines(Some(root), |line| {
+            buf.push_str(line);
+            if buf.len() >= 1 << 16 {
+                written = crate::report::write_stdout(&buf);
+                buf.clear();
+            }
+            written.is_ok()
+        })
+        .map_err(|e| Failure::options(e.to_string()))?;
+        written?;
+        return crate::report::write_stdout(&buf);
     }
     if let Some(h) = &args.host {
         if !inv.hosts().contains(h) {

@@ -29,8 +29,6 @@ one SSH connection and one agent for the whole run. Exit codes as ansible-playbo
 pub struct Args {
     /// The playbook (a Lua file).
     pub playbook: PathBuf,
-    #[command(flatten)]
-    pub fleet: FleetArgs,
     /// Change nothing: plan every task as if the ones before it had run (policies, the
     /// agents' dry runs), and print per host and GPU what would change, the NVML
     /// operations it would take, and what would fail.
@@ -65,13 +63,15 @@ pub struct Args {
     /// policy it uses (found and compiled) and every mig-parted config; then stop.
     #[arg(long)]
     pub syntax_check: bool,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
 }
 
 fn extra_vars(items: &[String]) -> Result<Map<String, Value>, Failure> {
     let mut out = Map::new();
     for item in items {
         if let Some(file) = item.strip_prefix('@') {
-            let text = std::fs::read_to_string(file)
+            let text = crate::input::read_text(file)
                 .map_err(|e| Failure::options(format!("-e @{file}: {e}")))?;
             let v: Value = serde_norway::from_str(&text)
                 .map_err(|e| Failure::parse(format!("-e @{file}: {e}")))?;

@@ -1,6 +1,7 @@
 //! INI inventory sources: sections, `:vars`/`:children`, host lines (shlex tokens, `host:port`, ranges) and Python-literal typing of values.
 
 use super::{Inventory, InventoryError, parse_err, range};
+use indexmap::IndexMap;
 use serde_json::Value;
 use std::path::Path;
 
@@ -66,8 +67,8 @@ fn parse_group_name(line: &str) -> Option<String> {
 pub(crate) fn parse(inv: &mut Inventory, path: &Path, text: &str) -> Result<(), InventoryError> {
     let mut group = "ungrouped".to_string();
     let mut state = State::Hosts;
-    let mut pending: Vec<(String, Pending)> = Vec::new();
-    let find = |p: &Vec<(String, Pending)>, n: &str| p.iter().position(|(k, _)| k == n);
+    // Groups named before their own section, in the order first named.
+    let mut pending: IndexMap<String, Pending> = IndexMap::new();
     for (idx, raw) in text.lines().enumerate() {
         let lineno = idx + 1;
         let err = |msg: String| parse_err(path, lineno, None, msg);
@@ -88,23 +89,23 @@ pub(crate) fn parse(inv: &mut Inventory, path: &Path, text: &str) -> Result<(), 
             };
             group = name;
             if !inv.groups.contains_key(&group) {
-                if state == State::Vars && find(&pending, &group).is_none() {
-                    pending.push((
+                if state == State::Vars && !pending.contains_key(&group) {
+                    pending.insert(
                         group.clone(),
                         Pending {
                             line: lineno,
                             vars_only: true,
                             parents: vec![],
                         },
-                    ));
+                    );
                 }
                 inv.add_group(&group);
             }
             if state != State::Vars
-                && let Some(i) = find(&pending, &group)
+                && let Some(p) = pending.get(&group)
             {
-                if pending[i].1.vars_only {
-                    pending.remove(i);
+                if p.vars_only {
+                    pending.shift_remove(&group);
                 } else {
                     add_pending_children(inv, &group, &mut pending).map_err(err)?;
                 }
@@ -123,7 +124,8 @@ pub(crate) fn parse(inv: &mut Inventory, path: &Path, text: &str) -> Result<(), 
                 let Some(first) = tokens.first() else {
                     continue;
                 };
-                let (hosts, port) = range::expand_host_pattern(first).map_err(&err)?;
+                let (hosts, port) =
+                    range::expand_host_pattern(first, inv.hosts_left()).map_err(&err)?;
                 if first.trim_end().ends_with(':') && port.is_none() {
                     return Err(err(format!(
                         "invalid host pattern '{first}': a trailing ':' is reserved for a port number"
@@ -167,17 +169,17 @@ pub(crate) fn parse(inv: &mut Inventory, path: &Path, text: &str) -> Result<(), 
                 };
                 if inv.groups.contains_key(&child) {
                     inv.add_child_group(&group, &child).map_err(&err)?;
-                } else if let Some(i) = find(&pending, &child) {
-                    pending[i].1.parents.push(group.clone());
+                } else if let Some(p) = pending.get_mut(&child) {
+                    p.parents.push(group.clone());
                 } else {
-                    pending.push((
+                    pending.insert(
                         child,
                         Pending {
                             line: lineno,
                             vars_only: false,
                             parents: vec![group.clone()],
                         },
-                    ));
+                    );
                 }
             }
         }
@@ -196,23 +198,41 @@ pub(crate) fn parse(inv: &mut Inventory, path: &Path, text: &str) -> Result<(), 
     Ok(())
 }
 
+/// Links a group, now defined, under the groups that named it as a child before, and
+/// those in turn under theirs, depth first. A worklist rather than recursion: a chain
+/// of 20,000 groups named before their sections must not overflow the stack.
 fn add_pending_children(
     inv: &mut Inventory,
     group: &str,
-    pending: &mut Vec<(String, Pending)>,
+    pending: &mut IndexMap<String, Pending>,
 ) -> Result<(), String> {
-    let Some(i) = pending.iter().position(|(k, _)| k == group) else {
-        return Ok(());
-    };
-    let parents = pending[i].1.parents.clone();
-    for parent in &parents {
-        inv.add_child_group(parent, group)?;
-        if pending.iter().any(|(k, p)| k == parent && !p.vars_only) {
-            add_pending_children(inv, parent, pending)?;
-        }
+    struct Frame {
+        group: String,
+        parents: Vec<String>,
+        next: usize,
     }
-    if let Some(i) = pending.iter().position(|(k, _)| k == group) {
-        pending.remove(i);
+    let frame = |g: &str, pending: &IndexMap<String, Pending>| {
+        pending.get(g).map(|p| Frame {
+            group: g.to_string(),
+            parents: p.parents.clone(),
+            next: 0,
+        })
+    };
+    let mut stack: Vec<Frame> = frame(group, pending).into_iter().collect();
+    while let Some(top) = stack.last_mut() {
+        let Some(parent) = top.parents.get(top.next).cloned() else {
+            pending.shift_remove(&top.group);
+            stack.pop();
+            continue;
+        };
+        top.next += 1;
+        inv.add_child_group(&parent, &top.group)?;
+        // (A parent already on the stack would be a loop, refused just above.)
+        if pending.get(&parent).is_some_and(|p| !p.vars_only)
+            && let Some(f) = frame(&parent, pending)
+        {
+            stack.push(f);
+        }
     }
     Ok(())
 }

@@ -1,19 +1,35 @@
 //! `ansible-inventory --list` JSON and `--graph` text renderings.
 
-use super::{Inventory, InventoryError};
+use super::{Group, Inventory, InventoryError};
 use serde_json::{Map, Value, json};
 use std::collections::HashSet;
 
 pub(crate) fn list_json(inv: &Inventory) -> Value {
-    let available: HashSet<String> = inv.hosts().into_iter().collect();
+    let hosts = inv.hosts();
+    let available: HashSet<&str> = hosts.iter().map(String::as_str).collect();
     let mut out = Map::new();
-    let mut seen = HashSet::new();
-    format_group(inv, "all", &available, &mut seen, &mut out);
+    // Every group reachable from `all`, each once; a worklist, so no nesting depth can
+    // overflow the stack.
+    let mut seen: HashSet<&str> = HashSet::from(["all"]);
+    let mut todo: Vec<&str> = vec!["all"];
+    while let Some(name) = todo.pop() {
+        let Some(g) = inv.groups.get(name) else {
+            continue;
+        };
+        if let Some(entry) = format_group(name, g, &available) {
+            out.insert(name.to_string(), entry);
+        }
+        for c in g.children.iter().rev() {
+            if seen.insert(c.as_str()) {
+                todo.push(c.as_str());
+            }
+        }
+    }
     let mut hostvars = Map::new();
-    for h in inv.hosts() {
-        let v = inv.host_vars(&h);
+    for h in &hosts {
+        let v = inv.host_vars(h);
         if !v.is_empty() {
-            hostvars.insert(h, Value::Object(v));
+            hostvars.insert(h.clone(), Value::Object(v));
         }
     }
     out.insert(
@@ -24,22 +40,13 @@ pub(crate) fn list_json(inv: &Inventory) -> Value {
     Value::Object(out)
 }
 
-fn format_group(
-    inv: &Inventory,
-    name: &str,
-    available: &HashSet<String>,
-    seen: &mut HashSet<String>,
-    out: &mut Map<String, Value>,
-) {
-    let Some(g) = inv.groups.get(name) else {
-        return;
-    };
+fn format_group(name: &str, g: &Group, available: &HashSet<&str>) -> Option<Value> {
     let mut entry = Map::new();
     if name != "all" {
         let hosts: Vec<Value> = g
             .hosts
             .iter()
-            .filter(|h| available.contains(*h))
+            .filter(|h| available.contains(h.as_str()))
             .map(|h| Value::String(h.clone()))
             .collect();
         if !hosts.is_empty() {
@@ -54,46 +61,62 @@ fn format_group(
     if !children.is_empty() {
         entry.insert("children".into(), Value::Array(children));
     }
-    if !entry.is_empty() {
-        out.insert(name.to_string(), Value::Object(entry));
-    }
-    for c in &g.children {
-        if seen.insert(c.clone()) {
-            format_group(inv, c, available, seen, out);
-        }
-    }
+    (!entry.is_empty()).then_some(Value::Object(entry))
 }
 
-pub(crate) fn graph(inv: &Inventory, root: &str) -> Result<String, InventoryError> {
+/// The graph's text, each line (with its newline) handed to `emit` as it is made, so
+/// a deep graph's output never sits in memory at once; `emit` returns false to stop.
+pub(crate) fn graph(
+    inv: &Inventory,
+    root: &str,
+    mut emit: impl FnMut(&str) -> bool,
+) -> Result<(), InventoryError> {
     if !inv.groups.contains_key(root) {
         return Err(InventoryError::UnknownGroup(root.to_string()));
     }
-    let mut lines = Vec::new();
-    graph_group(inv, root, 0, &mut lines);
-    let mut s = lines.join("\n");
-    s.push('\n');
-    Ok(s)
-}
-
-fn graph_name(name: &str, depth: usize) -> String {
-    if depth == 0 {
-        name.to_string()
-    } else {
-        format!("{}--{name}", "  |".repeat(depth))
+    // Depth first as `ansible-inventory --graph` prints it: a group's line, its child
+    // groups' trees, then its hosts. A worklist instead of recursion.
+    enum Item<'a> {
+        Group(&'a str, usize),
+        Hosts(&'a str, usize),
     }
-}
-
-fn graph_group(inv: &Inventory, name: &str, depth: usize, out: &mut Vec<String>) {
-    out.push(graph_name(&format!("@{name}:"), depth));
-    let Some(g) = inv.groups.get(name) else {
-        return;
-    };
-    for c in &g.children {
-        graph_group(inv, c, depth + 1, out);
-    }
-    if name != "all" {
-        for h in &g.hosts {
-            out.push(graph_name(h, depth + 1));
+    let mut out = String::new();
+    let mut todo = vec![Item::Group(root, 0)];
+    while let Some(item) = todo.pop() {
+        match item {
+            Item::Group(name, depth) => {
+                if !line(&mut out, &format!("@{name}:"), depth, &mut emit) {
+                    break;
+                }
+                let Some(g) = inv.groups.get(name) else {
+                    continue;
+                };
+                if name != "all" {
+                    todo.push(Item::Hosts(name, depth + 1));
+                }
+                for c in g.children.iter().rev() {
+                    todo.push(Item::Group(c, depth + 1));
+                }
+            }
+            Item::Hosts(name, depth) => {
+                for h in inv.groups.get(name).into_iter().flat_map(|g| &g.hosts) {
+                    if !line(&mut out, h, depth, &mut emit) {
+                        return Ok(());
+                    }
+                }
+            }
         }
     }
+    Ok(())
+}
+
+fn line(buf: &mut String, name: &str, depth: usize, emit: &mut impl FnMut(&str) -> bool) -> bool {
+    buf.clear();
+    if depth > 0 {
+        buf.push_str(&"  |".repeat(depth));
+        buf.push_str("--");
+    }
+    buf.push_str(name);
+    buf.push('\n');
+    emit(buf)
 }

@@ -10,15 +10,46 @@ mod script;
 mod vars;
 mod yaml;
 
-use indexmap::IndexMap;
+use indexmap::{IndexMap, IndexSet};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 pub use connection::{Connection, ConnectionKind};
 
 /// Variables of one host or group.
 pub type Vars = Map<String, Value>;
+
+/// How much an inventory may ask of the controller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The most hosts an inventory may define; a host range that would go past it is
+    /// refused before it is expanded.
+    pub max_hosts: usize,
+    /// How long an executable inventory may run, all its calls together.
+    pub script_timeout: Duration,
+}
+
+/// Far above the largest GPU fleets (and loaded in a few seconds), far below what would
+/// exhaust the controller's memory.
+pub const DEFAULT_MAX_HOSTS: usize = 1_000_000;
+
+/// Dynamic inventories query cloud APIs; a minute is generous for that.
+pub const DEFAULT_SCRIPT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The most files and directories read from one inventory or vars directory tree
+/// (symlinks can make a small tree look exponentially large).
+pub const MAX_DIR_ENTRIES: usize = 100_000;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_hosts: DEFAULT_MAX_HOSTS,
+            script_timeout: DEFAULT_SCRIPT_TIMEOUT,
+        }
+    }
+}
 
 /// Everything that can go wrong while loading or querying an inventory.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +69,9 @@ pub enum InventoryError {
         #[source]
         source: std::io::Error,
     },
+    /// A directory leads back into itself (through a symlink), or a tree is too large.
+    #[error("{}: {message}", path.display())]
+    Directory { path: PathBuf, message: String },
     /// An inventory source path does not exist.
     #[error("{}: inventory source not found", path.display())]
     SourceNotFound { path: PathBuf },
@@ -81,9 +115,9 @@ pub(crate) fn parse_err(
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Group {
-    pub(crate) hosts: Vec<String>,
-    pub(crate) children: Vec<String>,
-    pub(crate) parents: Vec<String>,
+    pub(crate) hosts: IndexSet<String>,
+    pub(crate) children: IndexSet<String>,
+    pub(crate) parents: IndexSet<String>,
     pub(crate) vars: Vars,
     pub(crate) priority: i64,
 }
@@ -92,7 +126,7 @@ pub(crate) struct Group {
 pub(crate) struct Host {
     pub(crate) vars: Vars,
     /// Groups the host was added to directly.
-    pub(crate) groups: Vec<String>,
+    pub(crate) groups: IndexSet<String>,
 }
 
 /// A loaded inventory: groups (name -> hosts, children, vars), hosts in definition order,
@@ -104,6 +138,7 @@ pub struct Inventory {
     pub(crate) sources: Vec<PathBuf>,
     pub(crate) file_vars: Vec<vars::SourceVars>,
     pub(crate) depth: HashMap<String, usize>,
+    pub(crate) limits: Limits,
 }
 
 impl Default for Inventory {
@@ -132,6 +167,7 @@ impl Inventory {
             sources: Vec::new(),
             file_vars: Vec::new(),
             depth: HashMap::new(),
+            limits: Limits::default(),
         };
         inv.add_group("all");
         inv.add_group("ungrouped");
@@ -143,7 +179,13 @@ impl Inventory {
     /// Loads one or more sources (`-i`): YAML/JSON or INI files, executables (`--list`),
     /// directories of sources, or a comma-separated host list (`"a,b,"`). Later sources win.
     pub fn load(sources: &[PathBuf]) -> Result<Inventory, InventoryError> {
+        Inventory::load_with(sources, Limits::default())
+    }
+
+    /// [`Inventory::load`] within these limits.
+    pub fn load_with(sources: &[PathBuf], limits: Limits) -> Result<Inventory, InventoryError> {
         let mut inv = Inventory::empty();
+        inv.limits = limits;
         for src in sources {
             let text = src.to_string_lossy();
             if text.contains(',') && !src.exists() {
@@ -153,7 +195,8 @@ impl Inventory {
             if !src.exists() {
                 return Err(InventoryError::SourceNotFound { path: src.clone() });
             }
-            inv.parse_source(src)?;
+            let mut walk = DirWalk::default();
+            inv.parse_source(src, &mut walk)?;
             inv.sources.push(src.clone());
         }
         inv.reconcile();
@@ -188,8 +231,10 @@ impl Inventory {
         }
     }
 
-    fn parse_source(&mut self, path: &Path) -> Result<(), InventoryError> {
+    fn parse_source(&mut self, path: &Path, walk: &mut DirWalk) -> Result<(), InventoryError> {
+        walk.count(path)?;
         if path.is_dir() {
+            walk.enter(path)?;
             let mut names: Vec<_> = std::fs::read_dir(path)
                 .map_err(|e| InventoryError::Io {
                     path: path.to_path_buf(),
@@ -206,14 +251,15 @@ impl Inventory {
                 {
                     continue;
                 }
-                self.parse_source(&path.join(name))?;
+                self.parse_source(&path.join(name), walk)?;
             }
+            walk.leave();
             return Ok(());
         }
         if script::is_executable(path) {
             return script::parse(self, path);
         }
-        let text = std::fs::read_to_string(path).map_err(|e| InventoryError::Io {
+        let text = crate::input::read_text(path).map_err(|e| InventoryError::Io {
             path: path.to_path_buf(),
             source: e,
         })?;
@@ -224,6 +270,11 @@ impl Inventory {
             return yaml::parse(self, path, &text);
         }
         ini::parse(self, path, &text)
+    }
+
+    /// How many more hosts this inventory may define.
+    pub(crate) fn hosts_left(&self) -> usize {
+        self.limits.max_hosts.saturating_sub(self.hosts.len())
     }
 
     // ----- graph primitives (mirroring Ansible's InventoryData) -----
@@ -256,25 +307,22 @@ impl Inventory {
     }
 
     fn add_host_to_group(&mut self, group: &str, host: &str) {
-        if let Some(g) = self.groups.get_mut(group) {
-            if g.hosts.iter().any(|h| h == host) {
-                return;
-            }
-            g.hosts.push(host.to_string());
-        }
-        if let Some(h) = self.hosts.get_mut(host)
-            && !h.groups.iter().any(|x| x == group)
+        if let Some(g) = self.groups.get_mut(group)
+            && !g.hosts.insert(host.to_string())
         {
-            h.groups.push(group.to_string());
+            return;
+        }
+        if let Some(h) = self.hosts.get_mut(host) {
+            h.groups.insert(group.to_string());
         }
     }
 
     fn remove_host_from_group(&mut self, group: &str, host: &str) {
         if let Some(g) = self.groups.get_mut(group) {
-            g.hosts.retain(|h| h != host);
+            g.hosts.shift_remove(host);
         }
         if let Some(h) = self.hosts.get_mut(host) {
-            h.groups.retain(|x| x != group);
+            h.groups.shift_remove(group);
         }
     }
 
@@ -301,23 +349,39 @@ impl Inventory {
         }
         self.add_group(parent);
         self.add_group(child);
-        if self.groups[parent].children.iter().any(|c| c == child) {
+        if self.groups[parent].children.contains(child) {
             return Ok(());
         }
-        if self.ancestors(parent).contains(child) {
+        if self.creates_loop(parent, child) {
             return Err(format!(
                 "adding group '{child}' as child to '{parent}' creates a recursive dependency loop"
             ));
         }
         if let Some(p) = self.groups.get_mut(parent) {
-            p.children.push(child.to_string());
+            p.children.insert(child.to_string());
         }
-        if let Some(c) = self.groups.get_mut(child)
-            && !c.parents.iter().any(|p| p == parent)
-        {
-            c.parents.push(parent.to_string());
+        if let Some(c) = self.groups.get_mut(child) {
+            c.parents.insert(parent.to_string());
         }
         Ok(())
+    }
+
+    /// Whether `child` is already above `parent`. Searched from both ends at once, one
+    /// group per side per step, so a chain of any length costs only as much as the shorter
+    /// side: linking a new group to the end of a 20,000-group chain is one step, whichever
+    /// order the file lists them in.
+    fn creates_loop(&self, parent: &str, child: &str) -> bool {
+        let mut up = Walk::new(parent, |g: &Group| &g.parents);
+        let mut down = Walk::new(child, |g: &Group| &g.children);
+        loop {
+            for (walk, target) in [(&mut up, child), (&mut down, parent)] {
+                match walk.step(self, target) {
+                    Step::Found => return true,
+                    Step::Exhausted => return false,
+                    Step::More => {}
+                }
+            }
+        }
     }
 
     /// Sets an inventory variable on a group (handling `ansible_group_priority`).
@@ -359,11 +423,26 @@ impl Inventory {
             // `all` has no parents, so no loop is possible.
             let _ = self.add_child_group("all", &g);
         }
+        // A host's groups other than `all` and `ungrouped`: its own, or those above
+        // `ungrouped` or `all` (computed once: walking every host's ancestry would be
+        // quadratic in deep group graphs).
+        let special_has_others = |g: &str| {
+            self.ancestors(g)
+                .iter()
+                .any(|a| a != "all" && a != "ungrouped")
+        };
+        let (ungrouped_above, all_above) =
+            (special_has_others("ungrouped"), special_has_others("all"));
         let names: Vec<String> = self.hosts.keys().cloned().collect();
         for h in names {
-            let groups = self.host_groups(&h);
-            let others = groups.iter().any(|g| g != "all" && g != "ungrouped");
-            if groups.iter().any(|g| g == "ungrouped") {
+            let Some(host) = self.hosts.get(&h) else {
+                continue;
+            };
+            let in_ungrouped = host.groups.contains("ungrouped");
+            let others = host.groups.iter().any(|g| g != "all" && g != "ungrouped")
+                || (in_ungrouped && ungrouped_above)
+                || (host.groups.contains("all") && all_above);
+            if in_ungrouped {
                 if others {
                     self.remove_host_from_group("ungrouped", &h);
                 }
@@ -375,50 +454,50 @@ impl Inventory {
 
     /// Every group a host belongs to, directly or through ancestry (includes `all` when reachable).
     pub(crate) fn host_groups(&self, host: &str) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
+        let mut out: IndexSet<String> = IndexSet::new();
         if let Some(h) = self.hosts.get(host) {
             for g in &h.groups {
                 let mut anc: Vec<String> = self.ancestors(g).into_iter().collect();
                 anc.sort();
-                for a in anc {
-                    if !out.contains(&a) {
-                        out.push(a);
-                    }
-                }
-                if !out.contains(g) {
-                    out.push(g.clone());
-                }
+                out.extend(anc);
+                out.insert(g.clone());
             }
         }
-        out
+        out.into_iter().collect()
     }
 
-    /// Group depth = longest path from `all`.
+    /// Group depth = longest path from a group without parents (`all`), in topological
+    /// order: no recursion, so no depth of nesting can overflow the stack.
     fn compute_depths(&mut self) {
-        fn depth_of(inv: &Inventory, g: &str, memo: &mut HashMap<String, usize>) -> usize {
-            if let Some(d) = memo.get(g) {
-                return *d;
+        let mut waiting: HashMap<&str, usize> = self
+            .groups
+            .iter()
+            .map(|(n, g)| (n.as_str(), g.parents.len()))
+            .collect();
+        let mut depth: HashMap<String, usize> = HashMap::new();
+        let mut ready: Vec<&str> = waiting
+            .iter()
+            .filter(|(_, n)| **n == 0)
+            .map(|(g, _)| *g)
+            .collect();
+        while let Some(g) = ready.pop() {
+            let d = depth.get(g).copied().unwrap_or(0);
+            depth.entry(g.to_string()).or_insert(d);
+            let Some(gr) = self.groups.get(g) else {
+                continue;
+            };
+            for c in &gr.children {
+                let e = depth.entry(c.clone()).or_insert(0);
+                *e = (*e).max(d + 1);
+                if let Some(n) = waiting.get_mut(c.as_str()) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        ready.push(c.as_str());
+                    }
+                }
             }
-            let d = inv
-                .groups
-                .get(g)
-                .map(|gr| {
-                    gr.parents
-                        .iter()
-                        .map(|p| depth_of(inv, p, memo) + 1)
-                        .max()
-                        .unwrap_or(0)
-                })
-                .unwrap_or(0);
-            memo.insert(g.to_string(), d);
-            d
         }
-        let mut memo = HashMap::new();
-        let names: Vec<String> = self.groups.keys().cloned().collect();
-        for g in names {
-            depth_of(self, &g, &mut memo);
-        }
-        self.depth = memo;
+        self.depth = depth;
     }
 
     /// Hosts of a group and its descendants, breadth first (Ansible's Group.get_hosts order).
@@ -481,12 +560,117 @@ impl Inventory {
 
     /// Same text as `ansible-inventory -i ... --graph [GROUP]` (ends with a newline).
     pub fn graph(&self, root: Option<&str>) -> Result<String, InventoryError> {
-        list::graph(self, root.unwrap_or("all"))
+        let mut text = String::new();
+        list::graph(self, root.unwrap_or("all"), |line| {
+            text.push_str(line);
+            true
+        })?;
+        Ok(text)
+    }
+
+    /// [`Inventory::graph`] line by line (each with its newline), for output that may be
+    /// large; `emit` returns false to stop early.
+    pub fn graph_lines(
+        &self,
+        root: Option<&str>,
+        emit: impl FnMut(&str) -> bool,
+    ) -> Result<(), InventoryError> {
+        list::graph(self, root.unwrap_or("all"), emit)
     }
 
     /// Connection settings of a host, from its merged variables.
     pub fn connection(&self, host: &str) -> Result<Connection, InventoryError> {
         Connection::from_vars(host, &self.host_vars(host))
+    }
+}
+
+enum Step {
+    Found,
+    Exhausted,
+    More,
+}
+
+/// One side of [`Inventory::creates_loop`]: a depth-first walk along parents or children.
+struct Walk<'a> {
+    stack: Vec<&'a str>,
+    seen: HashSet<&'a str>,
+    next: fn(&Group) -> &IndexSet<String>,
+}
+
+impl<'a> Walk<'a> {
+    fn new(from: &'a str, next: fn(&Group) -> &IndexSet<String>) -> Walk<'a> {
+        Walk {
+            stack: vec![from],
+            seen: HashSet::from([from]),
+            next,
+        }
+    }
+
+    /// Expands one group: `Found` if `target` is next to it.
+    fn step(&mut self, inv: &'a Inventory, target: &str) -> Step {
+        let Some(g) = self.stack.pop() else {
+            return Step::Exhausted;
+        };
+        if let Some(group) = inv.groups.get(g) {
+            for n in (self.next)(group) {
+                if n == target {
+                    return Step::Found;
+                }
+                if self.seen.insert(n.as_str()) {
+                    self.stack.push(n.as_str());
+                }
+            }
+        }
+        Step::More
+    }
+}
+
+/// A walk through a directory tree (inventory sources, `group_vars/`, `host_vars/`):
+/// refuses a directory that leads back into one being read, and stops after
+/// [`MAX_DIR_ENTRIES`] entries.
+#[derive(Default)]
+pub(crate) struct DirWalk {
+    open: Vec<((u64, u64), PathBuf)>,
+    entries: usize,
+}
+
+impl DirWalk {
+    pub(crate) fn count(&mut self, path: &Path) -> Result<(), InventoryError> {
+        self.entries += 1;
+        if self.entries > MAX_DIR_ENTRIES {
+            return Err(InventoryError::Directory {
+                path: path.to_path_buf(),
+                message: format!(
+                    "more than {MAX_DIR_ENTRIES} files and directories to read (symlinks that fan out?)"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Enters a directory (following a symlink to it).
+    pub(crate) fn enter(&mut self, dir: &Path) -> Result<(), InventoryError> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(dir).map_err(|e| InventoryError::Io {
+            path: dir.to_path_buf(),
+            source: e,
+        })?;
+        let id = (meta.dev(), meta.ino());
+        if let Some((_, first)) = self.open.iter().find(|(o, _)| *o == id) {
+            return Err(InventoryError::Directory {
+                path: dir.to_path_buf(),
+                message: format!(
+                    "leads back to {} (a symlink loop); refusing to read it again",
+                    first.display()
+                ),
+            });
+        }
+        self.open.push((id, dir.to_path_buf()));
+        Ok(())
+    }
+
+    pub(crate) fn leave(&mut self) {
+        self.open.pop();
     }
 }
 

@@ -72,7 +72,7 @@ pub(crate) fn select(inv: &Inventory, pattern: &str) -> Result<Vec<String>, Inve
         let mut lines = Vec::new();
         for f in &files {
             let path = &f[1..];
-            let text = std::fs::read_to_string(path)
+            let text = crate::input::read_text(path)
                 .map_err(|e| perr(f, format!("cannot read limit file '{path}': {e}")))?;
             lines.extend(
                 text.split('\n')

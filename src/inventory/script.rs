@@ -1,9 +1,16 @@
 //! Executable (dynamic) inventories: run `<path> --list`, read Ansible's JSON contract (groups, `_meta.hostvars`, `--host` fallback).
 
 use super::{Inventory, InventoryError};
+use crate::input::MAX_INPUT_BYTES;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
 use serde_json::Value;
+use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 /// A regular file with an execute bit (Ansible tries the script plugin first for those).
 pub(crate) fn is_executable(path: &Path) -> bool {
@@ -19,24 +26,105 @@ pub(crate) fn is_executable(path: &Path) -> bool {
     }
 }
 
-fn run(path: &Path, args: &[&str]) -> Result<String, InventoryError> {
+/// What the script printed, or why it was stopped.
+enum Piped {
+    Stdout(std::io::Result<Vec<u8>>),
+    Stderr(Vec<u8>),
+    Exited(std::io::Result<ExitStatus>),
+}
+
+/// The most of a script's stderr kept for an error message.
+const STDERR_KEPT: u64 = 4096;
+
+/// Runs the script once. It gets no stdin, runs in its own process group (so that what
+/// it starts can be stopped with it) and must finish by `deadline`, printing at most
+/// [`MAX_INPUT_BYTES`](crate::input::MAX_INPUT_BYTES).
+fn run(
+    path: &Path,
+    args: &[&str],
+    (deadline, timeout): (Instant, Duration),
+) -> Result<String, InventoryError> {
     let err = |m: String| InventoryError::Script {
         path: path.to_path_buf(),
         message: m,
     };
-    let out = Command::new(path)
+    let mut child = Command::new(path)
         .args(args)
-        .output()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
         .map_err(|e| err(format!("failed to execute with {args:?}: {e}")))?;
-    if !out.status.success() {
+    let group = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
+    let (tx, rx) = mpsc::channel();
+    if let Some(out) = child.stdout.take() {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let r = out
+                .take(MAX_INPUT_BYTES + 1)
+                .read_to_end(&mut buf)
+                .map(|_| buf);
+            let _ = tx.send(Piped::Stdout(r));
+        });
+    }
+    if let Some(err_pipe) = child.stderr.take() {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut kept = Vec::new();
+            let mut err_pipe = err_pipe;
+            let _ = (&mut err_pipe).take(STDERR_KEPT).read_to_end(&mut kept);
+            // Drain the rest so the script never blocks on a full pipe.
+            let _ = std::io::copy(&mut err_pipe, &mut std::io::sink());
+            let _ = tx.send(Piped::Stderr(kept));
+        });
+    }
+    std::thread::spawn(move || {
+        let _ = tx.send(Piped::Exited(child.wait()));
+    });
+    let stop = |why: String| {
+        // The whole group: a shell script's children hold its pipes open.
+        let _ = killpg(group, Signal::SIGKILL);
+        err(why)
+    };
+    let (mut stdout, mut stderr, mut status) = (None, None, None);
+    while stdout.is_none() || stderr.is_none() || status.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(Piped::Stdout(Ok(b))) if b.len() as u64 > MAX_INPUT_BYTES => {
+                return Err(stop(format!(
+                    "{args:?} printed more than {} MiB; stopped it",
+                    MAX_INPUT_BYTES >> 20
+                )));
+            }
+            Ok(Piped::Stdout(r)) => {
+                stdout = Some(r.map_err(|e| err(format!("reading what {args:?} printed: {e}")))?)
+            }
+            Ok(Piped::Stderr(b)) => stderr = Some(b),
+            Ok(Piped::Exited(r)) => {
+                status = Some(r.map_err(|e| err(format!("waiting for {args:?}: {e}")))?)
+            }
+            Err(_) => {
+                return Err(stop(format!(
+                    "{args:?} did not finish within {} s (the inventory script timeout); stopped it",
+                    timeout.as_secs()
+                )));
+            }
+        }
+    }
+    let (stdout, stderr, status) = (
+        stdout.unwrap_or_default(),
+        stderr.unwrap_or_default(),
+        status.unwrap_or_default(),
+    );
+    if !status.success() {
         return Err(err(format!(
-            "{args:?} exited with {}; stderr: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
+            "{args:?} exited with {status}; stderr: {}",
+            String::from_utf8_lossy(&stderr).trim()
         )));
     }
-    String::from_utf8(out.stdout)
-        .map_err(|_| err(format!("{args:?} printed output that is not UTF-8")))
+    String::from_utf8(stdout).map_err(|_| err(format!("{args:?} printed output that is not UTF-8")))
 }
 
 fn json_err(path: &Path, what: &str, e: &serde_json::Error) -> InventoryError {
@@ -46,13 +134,17 @@ fn json_err(path: &Path, what: &str, e: &serde_json::Error) -> InventoryError {
     }
 }
 
-/// Runs the script and adds its groups, hosts and variables to `inv`.
+/// Runs the script and adds its groups, hosts and variables to `inv`; all the calls it
+/// takes (`--list`, then `--host` per host without `_meta`) end within the inventory's
+/// script timeout.
 pub(crate) fn parse(inv: &mut Inventory, path: &Path) -> Result<(), InventoryError> {
+    let timeout = inv.limits.script_timeout;
+    let deadline = (Instant::now() + timeout, timeout);
     let err = |m: String| InventoryError::Script {
         path: path.to_path_buf(),
         message: m,
     };
-    let out = run(path, &["--list"])?;
+    let out = run(path, &["--list"], deadline)?;
     let data: Value = serde_json::from_str(&out).map_err(|e| json_err(path, "--list", &e))?;
     let Value::Object(top) = data else {
         return Err(err(format!(
@@ -161,7 +253,7 @@ pub(crate) fn parse(inv: &mut Inventory, path: &Path) -> Result<(), InventoryErr
                 .cloned()
                 .unwrap_or(Value::Object(Default::default())),
             None => {
-                let out = run(path, &["--host", &h])?;
+                let out = run(path, &["--host", &h], deadline)?;
                 if out.trim().is_empty() {
                     Value::Object(Default::default())
                 } else {

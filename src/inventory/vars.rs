@@ -1,7 +1,7 @@
 //! `group_vars/` and `host_vars/` beside each source (files or per-name directories) and the Ansible merge order for a host's variables.
 
 use super::yaml::yaml_error;
-use super::{Inventory, InventoryError, Vars};
+use super::{DirWalk, Inventory, InventoryError, Vars};
 use indexmap::IndexMap;
 use std::path::{Path, PathBuf};
 
@@ -83,9 +83,14 @@ fn load_entity(dir: &Path, name: &str) -> Result<Option<Vars>, InventoryError> {
     let mut files = Vec::new();
     for ext in EXTS {
         let p = dir.join(format!("{name}{ext}"));
-        if p.exists() {
+        // A symlink loop or an unreadable directory is an error, not "absent".
+        let exists = p.try_exists().map_err(|e| InventoryError::Io {
+            path: p.clone(),
+            source: e,
+        })?;
+        if exists {
             if p.is_dir() {
-                dir_files(&p, &mut files)?;
+                dir_files(&p, &mut files, &mut DirWalk::default())?;
             } else {
                 files.push(p);
             }
@@ -106,11 +111,12 @@ fn load_entity(dir: &Path, name: &str) -> Result<Option<Vars>, InventoryError> {
     Ok(Some(out))
 }
 
-fn dir_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), InventoryError> {
+fn dir_files(dir: &Path, out: &mut Vec<PathBuf>, walk: &mut DirWalk) -> Result<(), InventoryError> {
     let io = |e| InventoryError::Io {
         path: dir.to_path_buf(),
         source: e,
     };
+    walk.enter(dir)?;
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map_err(io)?
         .filter_map(|e| e.ok())
@@ -122,22 +128,26 @@ fn dir_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), InventoryError> {
             continue;
         }
         let p = dir.join(&n);
+        walk.count(&p)?;
         let ext = Path::new(&n)
             .extension()
             .map(|e| format!(".{}", e.to_string_lossy()))
             .unwrap_or_default();
         if p.is_dir() && ext.is_empty() {
-            dir_files(&p, out)?;
-        } else if p.is_file() && EXTS.contains(&ext.as_str()) {
+            dir_files(&p, out, walk)?;
+        } else if EXTS.contains(&ext.as_str()) && !p.is_dir() {
+            // Read (and refused there if it is a FIFO, a device or a dangling link)
+            // rather than skipped without a word.
             out.push(p);
         }
     }
+    walk.leave();
     Ok(())
 }
 
 /// One vars file: a YAML/JSON mapping (empty file = nothing).
 pub(crate) fn load_vars_file(path: &Path) -> Result<Option<Vars>, InventoryError> {
-    let text = std::fs::read_to_string(path).map_err(|e| InventoryError::Io {
+    let text = crate::input::read_text(path).map_err(|e| InventoryError::Io {
         path: path.to_path_buf(),
         source: e,
     })?;

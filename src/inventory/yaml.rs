@@ -21,9 +21,10 @@ enum Section {
     Ignored,
 }
 
+/// A host key, checked here (where errors still have a line) and expanded when applied
+/// (where the inventory's host limit is known).
 struct HostEntry {
-    names: Vec<String>,
-    port: Option<u16>,
+    pattern: range::HostPattern,
     vars: Vec<(String, Value)>,
 }
 
@@ -172,14 +173,13 @@ section_visitor!(
     "a mapping of host names (each ending with ':')",
     |m, k| {
         let vars = m.next_value::<HostVars>()?.0;
-        let (names, port) = range::expand_host_pattern(&k).map_err(de::Error::custom)?;
-        HostEntry { names, port, vars }
+        let pattern = range::HostPattern::parse(&k).map_err(de::Error::custom)?;
+        HostEntry { pattern, vars }
     },
     |s| {
-        let (names, port) = range::expand_host_pattern(s).map_err(de::Error::custom)?;
+        let pattern = range::HostPattern::parse(s).map_err(de::Error::custom)?;
         HostEntry {
-            names,
-            port,
+            pattern,
             vars: Vec::new(),
         }
     }
@@ -245,7 +245,7 @@ pub(crate) fn parse(inv: &mut Inventory, path: &Path, text: &str) -> Result<(), 
         ));
     };
     for (name, val) in top.0 {
-        apply_group(inv, path, &name, val)?;
+        apply_group(inv, path, text, &name, val)?;
     }
     Ok(())
 }
@@ -253,6 +253,7 @@ pub(crate) fn parse(inv: &mut Inventory, path: &Path, text: &str) -> Result<(), 
 fn apply_group(
     inv: &mut Inventory,
     path: &Path,
+    text: &str,
     name: &str,
     val: GroupVal,
 ) -> Result<(), InventoryError> {
@@ -279,7 +280,7 @@ fn apply_group(
             Section::Children(children) => {
                 for (child, cv) in children {
                     let skipped = matches!(cv, GroupVal::Skip);
-                    apply_group(inv, path, &child, cv)?;
+                    apply_group(inv, path, text, &child, cv)?;
                     if skipped && !inv.groups.contains_key(&child) {
                         return Err(graph_err(format!(
                             "child '{child}' of group '{name}' is not a group definition (expected a mapping or nothing)"
@@ -290,8 +291,16 @@ fn apply_group(
             }
             Section::Hosts(hosts) => {
                 for entry in hosts {
-                    for h in &entry.names {
-                        inv.add_host(h, Some(name), entry.port);
+                    let names = entry.pattern.expand(inv.hosts_left()).map_err(|m| {
+                        // The first line that holds the key: serde no longer knows it.
+                        let line = text
+                            .lines()
+                            .position(|l| l.contains(&entry.pattern.raw))
+                            .map_or(1, |i| i + 1);
+                        parse_err(path, line, None, m)
+                    })?;
+                    for h in &names {
+                        inv.add_host(h, Some(name), entry.pattern.port);
                         for (k, v) in &entry.vars {
                             inv.set_host_var(h, k, v.clone());
                         }

@@ -130,7 +130,7 @@ impl Policies {
         for dir in &self.dirs {
             let path = dir.join(format!("{name}.lua"));
             if path.is_file() {
-                let text = std::fs::read_to_string(&path)
+                let text = crate::input::read_text(&path)
                     .map_err(|e| format!("cannot read policy {}: {e}", path.display()))?;
                 found = Some(PolicySource {
                     chunk: path.display().to_string(),

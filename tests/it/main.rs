@@ -12,6 +12,8 @@ mod agent_session;
 mod cli_mig;
 /// `ping`, `facts` and the fan-out against real sshd test hosts.
 mod fleet_ssh;
+/// Hostile inventories and input files: bounded, refused clearly.
+mod input_probes;
 /// Ctrl-C: finish what is in flight, then stop; twice: abort.
 mod interrupts;
 /// Inventories compared with ansible-core's recorded output.
@@ -20,7 +22,7 @@ mod inventory_conformance;
 mod lua_loader;
 /// Sandbox escapes and resource exhaustion.
 mod lua_sandbox;
-/// Hostile inputs that must end within their bound and be refused clearly.
+/// Hostile Lua that must end within its bound and be refused clearly.
 mod probes;
 /// `migfleet run` against sshd test hosts with simulated GPUs.
 mod run_playbooks;

@@ -51,7 +51,7 @@ pub fn exec(args: Args, output: Output) -> Result<(), Failure> {
         .map(|m| model_arg(m))
         .collect::<Result<Vec<_>, _>>()?;
     let file = args.file.display().to_string();
-    let text = std::fs::read_to_string(&args.file)
+    let text = crate::input::read_text(&args.file)
         .map_err(|e| Failure::options(format!("cannot read {file}: {e}")))?;
     let fail = |errors: Vec<spec::v1::SpecError>| -> Failure {
         if output == Output::Json {

@@ -34,7 +34,7 @@ impl ConfigFiles {
         cache
             .entry(path.to_path_buf())
             .or_insert_with(|| {
-                let text = std::fs::read_to_string(path)
+                let text = crate::input::read_text(path)
                     .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
                 spec::v1::parse(&text)
                     .map(Arc::new)

@@ -185,7 +185,7 @@ impl KnownHosts {
                 reason: "cannot encode host key".to_string(),
             }
         })?;
-        let needs_newline = match std::fs::read(&self.path) {
+        let needs_newline = match crate::input::read_bytes(&self.path) {
             Ok(bytes) => !bytes.is_empty() && !bytes.ends_with(b"\n"),
             Err(_) => false,
         };
@@ -234,7 +234,7 @@ impl KnownHosts {
 }
 
 fn read_entries(path: &Path) -> Result<(Vec<Entry>, Vec<usize>), super::super::TransportError> {
-    match std::fs::read(path) {
+    match crate::input::read_bytes(path) {
         Ok(bytes) => Ok(parse(&String::from_utf8_lossy(&bytes))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((Vec::new(), Vec::new())),
         Err(e) => Err(super::super::TransportError::KnownHosts {
