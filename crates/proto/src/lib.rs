@@ -477,8 +477,9 @@ pub fn encode(response: &Response) -> String {
 /// Decodes one request line. On failure returns the id if the line had one, and a
 /// message for people.
 pub fn decode_request(line: &str) -> Result<Request, (Option<u64>, String)> {
-    let value: serde_json::Value =
-        serde_json::from_str(line).map_err(|e| (None, format!("not JSON: {e}")))?;
+    let value = serde_json::from_str::<Unambiguous>(line)
+        .map_err(|e| (None, format!("not JSON: {e}")))?
+        .0;
     let serde_json::Value::Object(mut map) = value else {
         return Err((None, "a request is a JSON object".to_string()));
     };
@@ -524,13 +525,112 @@ pub fn decode_request(line: &str) -> Result<Request, (Option<u64>, String)> {
             ),
         ));
     }
-    let op: Op = serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| {
+    let bad = |e: String| {
         (
             Some(id),
-            format!("bad `{}` request: {e}", op_name.unwrap_or_default()),
+            format!(
+                "bad `{}` request: {e}",
+                op_name.as_deref().unwrap_or_default()
+            ),
         )
-    })?;
+    };
+    let op: Op =
+        serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| bad(e.to_string()))?;
+    op.gpus_named_once().map_err(bad)?;
     Ok(Request { id, nvml_lib, op })
+}
+
+impl Op {
+    /// A GPU listed twice in one request is a mistake (which layout, which order?), not
+    /// something to do twice.
+    fn gpus_named_once(&self) -> Result<(), String> {
+        let (what, indices): (&str, Vec<u32>) = match self {
+            Op::SetMigMode { gpus, .. } | Op::ResetGpus { gpus, .. } | Op::Drain { gpus, .. } => {
+                ("gpus", gpus.clone())
+            }
+            Op::Apply { gpus, assume, .. } => {
+                let mut seen = std::collections::BTreeSet::new();
+                if let Some(a) = assume.iter().find(|a| !seen.insert(a.index)) {
+                    return Err(format!("GPU {} is listed twice in `assume`", a.index));
+                }
+                ("gpus", gpus.iter().map(|g| g.index).collect())
+            }
+            Op::Hello | Op::Facts | Op::Restore { .. } | Op::Reboot { .. } => return Ok(()),
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        match indices.iter().find(|i| !seen.insert(**i)) {
+            Some(i) => Err(format!("GPU {i} is listed twice in `{what}`")),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A JSON value whose objects have no key twice, at any depth. `serde_json::Value` keeps
+/// the last of duplicate keys silently, so `{"op":"hello","op":"apply"}` would be read
+/// as whichever its parser prefers: a request that says two things is refused instead.
+struct Unambiguous(serde_json::Value);
+
+impl<'de> Deserialize<'de> for Unambiguous {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{self, MapAccess, SeqAccess, Visitor};
+        use serde_json::Value;
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Unambiguous;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_bool<E>(self, b: bool) -> Result<Unambiguous, E> {
+                Ok(Unambiguous(Value::Bool(b)))
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<Unambiguous, E> {
+                Ok(Unambiguous(Value::from(n)))
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<Unambiguous, E> {
+                Ok(Unambiguous(Value::from(n)))
+            }
+            fn visit_f64<E>(self, n: f64) -> Result<Unambiguous, E> {
+                Ok(Unambiguous(Value::from(n)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Unambiguous, E> {
+                Ok(Unambiguous(Value::String(s.to_string())))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Unambiguous, E> {
+                Ok(Unambiguous(Value::String(s)))
+            }
+            fn visit_unit<E>(self) -> Result<Unambiguous, E> {
+                Ok(Unambiguous(Value::Null))
+            }
+            fn visit_none<E>(self) -> Result<Unambiguous, E> {
+                Ok(Unambiguous(Value::Null))
+            }
+            fn visit_some<D: serde::Deserializer<'de>>(
+                self,
+                d: D,
+            ) -> Result<Unambiguous, D::Error> {
+                Unambiguous::deserialize(d)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Unambiguous, A::Error> {
+                let mut items = Vec::new();
+                while let Some(Unambiguous(v)) = seq.next_element()? {
+                    items.push(v);
+                }
+                Ok(Unambiguous(Value::Array(items)))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Unambiguous, A::Error> {
+                let mut out = serde_json::Map::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    let Unambiguous(v) = map.next_value()?;
+                    if out.contains_key(&key) {
+                        return Err(de::Error::custom(format!("key `{key}` appears twice")));
+                    }
+                    out.insert(key, v);
+                }
+                Ok(Unambiguous(Value::Object(out)))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[cfg(test)]
@@ -616,5 +716,51 @@ mod tests {
             assert_eq!(id, Some(7), "{line}");
             assert!(msg.contains("unknown field"), "{line}: {msg}");
         }
+    }
+
+    #[test]
+    fn ambiguous_requests_are_refused() {
+        for (line, says) in [
+            (
+                r#"{"id":1,"op":"hello","op":"facts"}"#,
+                "key `op` appears twice",
+            ),
+            (r#"{"id":1,"id":2,"op":"hello"}"#, "key `id` appears twice"),
+            (
+                r#"{"id":1,"op":"apply","gpus":[{"index":0,"index":1,"instances":[]}]}"#,
+                "key `index` appears twice",
+            ),
+            (
+                r#"{"id":1,"op":"set_mig_mode","enabled":true,"gpus":[0,1,0]}"#,
+                "GPU 0 is listed twice in `gpus`",
+            ),
+            (
+                r#"{"id":1,"op":"apply","gpus":[{"index":2,"instances":[]},{"index":2,"instances":[{"profile":"1g.10gb"}]}]}"#,
+                "GPU 2 is listed twice in `gpus`",
+            ),
+            (
+                r#"{"id":1,"op":"apply","dry_run":true,"gpus":[],"assume":[{"index":0,"instances":[]},{"index":0,"instances":[]}]}"#,
+                "GPU 0 is listed twice in `assume`",
+            ),
+            (
+                r#"{"id":1,"op":"reset_gpus","gpus":[3,3]}"#,
+                "GPU 3 is listed twice",
+            ),
+            (
+                r#"{"id":1,"op":"drain","gpus":[1,1]}"#,
+                "GPU 1 is listed twice",
+            ),
+        ] {
+            let (_, msg) = decode_request(line).unwrap_err();
+            assert!(msg.contains(says), "{line}: {msg}");
+        }
+        // Nesting deeper than serde_json's recursion limit is an error, not a stack overflow.
+        let deep = format!(
+            r#"{{"id":1,"op":"facts","x":{}{}}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        let (_, msg) = decode_request(&deep).unwrap_err();
+        assert!(msg.contains("recursion limit exceeded"), "{msg}");
     }
 }

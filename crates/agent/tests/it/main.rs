@@ -8,6 +8,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 /// Where cargo put this test's binaries (`target/<profile>`).
 fn profile_dir() -> PathBuf {
@@ -188,14 +189,19 @@ impl Answer {
 
 impl Agent {
     fn send_raw(&mut self, line: &str) -> Answer {
-        self.stdin.write_all(line.as_bytes()).expect("write");
+        self.send_bytes(line.as_bytes())
+    }
+
+    fn send_bytes(&mut self, line: &[u8]) -> Answer {
+        let shown = String::from_utf8_lossy(&line[..line.len().min(200)]).into_owned();
+        self.stdin.write_all(line).expect("write");
         self.stdin.write_all(b"\n").expect("write");
         self.stdin.flush().expect("flush");
         let mut events = Vec::new();
         loop {
             let mut buf = String::new();
             let n = self.stdout.read_line(&mut buf).expect("read");
-            assert!(n > 0, "agent closed stdout after {line:.200}");
+            assert!(n > 0, "agent closed stdout after {shown}");
             let v: Value = serde_json::from_str(&buf)
                 .unwrap_or_else(|e| panic!("agent wrote non-JSON ({e}): {buf}"));
             if v.get("event").is_some() {
@@ -858,4 +864,93 @@ fn every_op_refuses_unknown_fields() {
             a.last
         );
     }
+}
+
+/// Probes: hostile request lines, each refused with a message that says why, within
+/// [`PROBE_BOUND`], leaving the agent answering and the GPUs untouched. Table-driven: a
+/// new way in is one more row.
+const PROBE_BOUND: Duration = Duration::from_secs(10);
+
+#[test]
+fn hostile_requests_are_refused_within_their_bound() {
+    let deep = format!(
+        r#"{{"id":1,"op":"facts","x":{}{}}}"#,
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let many = format!(
+        r#"{{"id":1,"op":"apply","dry_run":true,"gpus":[{{"index":0,"instances":[{}]}}]}}"#,
+        vec![r#"{"profile":"1g.10gb"}"#; 40_000].join(",")
+    );
+    let long = format!(r#"{{"id":1,"op":"hello","x":"{}"}}"#, "x".repeat(2 << 20));
+    let probes: Vec<(Vec<u8>, &str)> = vec![
+        (br#"{"id": 1, "op": "hello""#.to_vec(), "not JSON: EOF"),
+        (deep.into_bytes(), "recursion limit exceeded"),
+        (long.into_bytes(), "longer than"),
+        (b"{\"id\": 1, \"op\": \"he\xff\xfello\"}".to_vec(), "not UTF-8"),
+        (br#"{"id": 1, "op": "hel\u0000lo"}"#.to_vec(), "unknown op"),
+        (br#"{"id": 1, "op": 42}"#.to_vec(), "needs an `op`"),
+        (b"null".to_vec(), "a request is a JSON object"),
+        (br#"[{"id": 1, "op": "hello"}]"#.to_vec(), "a request is a JSON object"),
+        (br#"{"id": 18446744073709551616, "op": "hello"}"#.to_vec(), "non-negative integer `id`"),
+        (br#"{"id": -1, "op": "hello"}"#.to_vec(), "non-negative integer `id`"),
+        (br#"{"id": 1, "op": "hello", "op": "apply"}"#.to_vec(), "key `op` appears twice"),
+        (br#"{"id": 1, "op": "facts", "nvml_lib": 5}"#.to_vec(), "`nvml_lib` must be a string"),
+        (
+            br#"{"id": 1, "op": "apply", "gpus": [{"index": 4294967296, "instances": []}]}"#.to_vec(),
+            "expected u32",
+        ),
+        (br#"{"id": 1, "op": "apply", "gpus": [{"index": -1, "instances": []}]}"#.to_vec(), "expected u32"),
+        (
+            br#"{"id": 1, "op": "apply", "gpus": [{"index": 0, "instances": [{"profile": "1g.10gb", "start": 4294967295}]}]}"#.to_vec(),
+            "expected u8",
+        ),
+        (
+            br#"{"id": 1, "op": "apply", "gpus": [{"index": 0, "instances": [{"profile": "../../etc/passwd"}]}]}"#.to_vec(),
+            "MIG mode is off",
+        ),
+        (br#"{"id": 1, "op": "set_mig_mode", "enabled": true, "gpus": [0, 0]}"#.to_vec(), "GPU 0 is listed twice"),
+        (br#"{"id": 1, "op": "set_mig_mode", "enabled": true, "gpus": [9]}"#.to_vec(), "GPU 9 does not exist"),
+        (br#"{"id": 1, "op": "drain", "timeout_s": 1e308}"#.to_vec(), "expected u64"),
+        (br#"{"id": 1, "op": "reset_gpus", "gpus": [0, 0]}"#.to_vec(), "GPU 0 is listed twice"),
+        (many.into_bytes(), "exceed its maximum of 7"),
+    ];
+    let host = Host::new("probes", &[("H100-80GB", 1)]);
+    let before = host.mutations();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let agent = host.agent();
+    std::thread::spawn(move || {
+        let mut agent = agent;
+        for (line, says) in probes {
+            let started = std::time::Instant::now();
+            let a = agent.send_bytes(&line);
+            let shown = String::from_utf8_lossy(&line[..line.len().min(120)]).into_owned();
+            let _ = tx.send((shown, says, a.last, started.elapsed()));
+            let _ = agent.call(json!({"op": "hello"})).ok();
+        }
+        drop(agent);
+    });
+    let mut failures = Vec::new();
+    loop {
+        match rx.recv_timeout(PROBE_BOUND) {
+            Ok((line, says, reply, took)) => {
+                let message = reply["err"]["message"].as_str().unwrap_or_default();
+                if !message.contains(says) || took > PROBE_BOUND {
+                    failures.push(format!(
+                        "{line}: want `{says}` within {PROBE_BOUND:?}, got {reply} after {took:?}"
+                    ));
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                panic!("a probe ran past {PROBE_BOUND:?}; so far: {failures:?}")
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_eq!(
+        host.mutations(),
+        before,
+        "a refused request changed the GPUs"
+    );
 }
