@@ -81,8 +81,11 @@ mig = {}
 
 ---Switch MIG mode on the host's MIG-capable GPUs (or `gpus`), resetting exactly the GPUs
 ---whose change stays pending (Ampere) unless `reset = false`. Turning MIG off destroys
----idle instances first; `timeout` (seconds) bounds the agent call.
----@param args {enabled: boolean, gpus?: integer[], reset?: boolean, on_busy?: migfleet.OnBusy, timeout?: number}
+---idle instances first; `timeout` (seconds) bounds the agent call. GPUs still pending
+---after that reboot the host only with `reboot = "if_needed"` (default "never"), once per
+---run: a GPU still pending after that reboot fails the host. `reboot_timeout` (seconds,
+---default 600) bounds the wait for the host to come back.
+---@param args {enabled: boolean, gpus?: integer[], reset?: boolean, on_busy?: migfleet.OnBusy, timeout?: number, reboot?: "never"|"if_needed", reboot_timeout?: number}
 function mig.mode(args) end
 
 ---Make each GPU's instances match a layout with the fewest NVML operations, never
@@ -119,6 +122,13 @@ function drain(args) end
 ---Start again what drain stopped.
 ---@param args {systemctl?: string[]}
 function restore(args) end
+
+---Reboot the host and wait for it to come back with a new boot id (`timeout` seconds,
+---default 600; each attempt to reach it at most `connect_timeout`, default 30), then go
+---on with the next task. The command is the host's migfleet_reboot_command (default
+---`systemctl reboot`). GPUs that lose MIG mode at boot (Hopper and later) get it back.
+---@param args {timeout?: number, connect_timeout?: number, pre_delay?: number, post_delay?: number}
+function reboot(args) end
 
 ---Run a command on the host (argv only: no shell).
 ---@param args {argv: string[], timeout?: number}

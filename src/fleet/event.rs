@@ -159,6 +159,9 @@ pub struct ModeChange {
     pub after: bool,
     /// The change needed (or, in check mode, would need) a GPU reset.
     pub reset: bool,
+    /// The change needed (or would need) a host reboot.
+    #[serde(default)]
+    pub reboot: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -45,6 +45,8 @@ pub struct Session {
 #[derive(Debug)]
 pub struct SessionError {
     pub unreachable: bool,
+    /// The host failed a trust check (its key): trying again cannot help.
+    pub untrusted: bool,
     pub message: String,
     pub hints: Vec<String>,
 }
@@ -64,6 +66,12 @@ impl From<TransportError> for SessionError {
         };
         SessionError {
             unreachable: e.is_unreachable(),
+            untrusted: matches!(
+                e,
+                TransportError::HostKeyChanged { .. }
+                    | TransportError::HostKeyRevoked { .. }
+                    | TransportError::HostKeyUnknown { .. }
+            ),
             message: e.to_string(),
             hints,
         }
@@ -74,6 +82,7 @@ impl SessionError {
     fn failed(message: impl Into<String>) -> SessionError {
         SessionError {
             unreachable: false,
+            untrusted: false,
             message: message.into(),
             hints: Vec::new(),
         }
@@ -221,6 +230,7 @@ pub async fn open(
     if session.hello.protocol_version != PROTOCOL_VERSION {
         return Err(SessionError {
             unreachable: false,
+            untrusted: false,
             message: format!(
                 "the agent on this host (version {}) speaks protocol {}, this controller speaks {}",
                 session.hello.agent_version, session.hello.protocol_version, PROTOCOL_VERSION
@@ -249,6 +259,15 @@ pub async fn open(
     Ok(session)
 }
 
+/// Who this run is, for whoever finds the host locked: `migfleet (pid 42) by alice on ctl01`.
+fn lock_holder() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "?".to_string());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "?".to_string());
+    format!("migfleet (pid {}) by {user} on {host}", std::process::id())
+}
+
 fn reply_name(r: &Reply) -> &'static str {
     match r {
         Reply::Hello(_) => "hello",
@@ -259,6 +278,7 @@ fn reply_name(r: &Reply) -> &'static str {
         Reply::Drain(_) => "drain",
         Reply::Restore { .. } => "restore",
         Reply::Reboot { .. } => "reboot",
+        Reply::Lock { .. } => "lock",
     }
 }
 
@@ -338,6 +358,32 @@ impl Session {
                 Err(Failed { error, stderr })
             }
         }
+    }
+
+    /// Takes the host's lock for this session, waiting at most `wait_s` for a session
+    /// that holds it (the agent says who, as progress, meanwhile).
+    pub async fn lock(&mut self, wait_s: u64) -> Result<(), Failed> {
+        let op = Op::Lock {
+            holder: lock_holder(),
+            wait_s,
+        };
+        match self.call(op, None).await? {
+            Reply::Lock { .. } => Ok(()),
+            other => Err(Failed {
+                error: CallError::Protocol(format!(
+                    "the agent answered lock with {}",
+                    reply_name(&other)
+                )),
+                stderr: Vec::new(),
+            }),
+        }
+    }
+
+    /// Ends the agent (its stdin closes; it exits, letting go of the host's lock). The
+    /// session cannot be used afterwards.
+    pub async fn close(&mut self) {
+        self.facts = None;
+        self.client.close().await;
     }
 
     /// The host's facts: cached since the last change, else asked for.

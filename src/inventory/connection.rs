@@ -43,7 +43,13 @@ pub struct Connection {
     /// `migfleet_agent_timeouts`: agent operation name -> seconds it may take on this
     /// host (over the defaults, e.g. `{apply: 1800}` for slow GPUs).
     pub agent_timeouts: std::collections::BTreeMap<String, u64>,
+    /// `migfleet_lock_wait`: how long a run waits for another session that holds the
+    /// host's lock, in seconds (default [`DEFAULT_LOCK_WAIT_S`]).
+    pub lock_wait_s: u64,
 }
+
+/// How long a run waits for the host's lock by default.
+pub const DEFAULT_LOCK_WAIT_S: u64 = 60;
 
 pub const DEFAULT_REMOTE_DIR: &str = "~/.cache/migfleet";
 
@@ -164,6 +170,22 @@ impl Connection {
                 }
             }
         };
+        let lock_wait_s = match get("migfleet_lock_wait") {
+            None => DEFAULT_LOCK_WAIT_S,
+            Some(v) => match v {
+                Value::Number(n) => n.as_u64(),
+                Value::String(s) => s.trim().parse::<u64>().ok(),
+                _ => None,
+            }
+            .filter(|s| *s <= MAX_AGENT_TIMEOUT_S)
+            .ok_or_else(|| {
+                bad(
+                    "migfleet_lock_wait",
+                    v,
+                    "a number of seconds from 0 to 604800 (a week)",
+                )
+            })?,
+        };
         let kind = match get("ansible_connection") {
             None => ConnectionKind::Ssh,
             Some(Value::String(s)) => match s.as_str() {
@@ -283,6 +305,7 @@ impl Connection {
             gpu_reset_command: argv("migfleet_gpu_reset_command")?,
             k8s_node: string("k8s_node")?,
             agent_timeouts,
+            lock_wait_s,
         })
     }
 }

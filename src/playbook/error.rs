@@ -171,12 +171,6 @@ fn unknown_call_hint(message: &str) -> Option<String> {
     let rest = message.strip_prefix("attempt to call a nil value (")?;
     let (kind, name) = rest.split_once(" '")?;
     let name = name.strip_suffix("')")?;
-    if kind == "global" && name == "reboot" {
-        return Some(
-            "; migfleet has no reboot module yet (a mode change that needs a reboot fails with the GPUs named)"
-                .to_string(),
-        );
-    }
     let known: Vec<String> = match kind {
         "global" => super::modules::ModuleName::ALL
             .iter()

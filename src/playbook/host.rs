@@ -53,6 +53,8 @@ pub struct HostRun {
     lua: Option<(mlua::Lua, Vec<Play>)>,
     /// Check mode: the facts as the tasks so far would have left them.
     projected: Option<Facts>,
+    /// GPUs the host was rebooted for (pending MIG mode) in this run.
+    rebooted_for_pending: Vec<u32>,
     pub stats: HostStats,
     /// Set once the host failed or became unreachable: it takes no further part.
     pub down: Option<Down>,
@@ -71,6 +73,7 @@ impl HostRun {
             session: None,
             lua: None,
             projected: None,
+            rebooted_for_pending: Vec::new(),
             stats: HostStats::default(),
             down: None,
         }
@@ -104,7 +107,27 @@ impl HostRun {
             )
             .await
             {
-                Ok(s) => self.session = Some(s),
+                Ok(mut s) => {
+                    // One session at a time changes a host; check mode changes nothing.
+                    if !world.check
+                        && let Err(f) = s.lock(self.conn.lock_wait_s).await
+                    {
+                        let down = Down {
+                            status: if f.ends_session() {
+                                Status::Unreachable
+                            } else {
+                                Status::Failed
+                            },
+                            message: f.message(),
+                            hints: vec![
+                                "another migfleet run is changing this host; wait for it, or raise migfleet_lock_wait (seconds) for this host".to_string(),
+                            ],
+                        };
+                        self.fail(down.clone());
+                        return Err(down);
+                    }
+                    self.session = Some(s)
+                }
                 Err(e) => {
                     let down = Down {
                         status: if e.unreachable {
@@ -210,6 +233,9 @@ impl HostRun {
             vars: &vars,
             check: world.check,
             projected: &mut self.projected,
+            context: &world.context,
+            events: &world.events,
+            rebooted_for_pending: &mut self.rebooted_for_pending,
         };
         if let Some(cond) = &t.when {
             let run = match cond {

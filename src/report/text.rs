@@ -129,7 +129,13 @@ fn gpu_lines(g: &GpuResult, detail: Detail) -> Vec<String> {
                 "MIG {} -> {}{}",
                 on(m.before),
                 on(m.after),
-                if m.reset { " (GPU reset)" } else { "" }
+                if m.reboot {
+                    " (reboot)"
+                } else if m.reset {
+                    " (GPU reset)"
+                } else {
+                    ""
+                }
             ));
         }
     }
@@ -262,6 +268,7 @@ mod tests {
                 before: false,
                 after: true,
                 reset: true,
+                reboot: false,
             }),
             ..Default::default()
         };

@@ -32,6 +32,8 @@ impl Default for Timeouts {
                 secs("drain", 120),
                 secs("restore", 300),
                 secs("reboot", 60),
+                // `lock` waits for another session for its own `wait_s`; this is on top.
+                secs("lock", 30),
                 // Not an op: checking, uploading (when needed) and starting the agent.
                 secs(START, 300),
             ]
@@ -76,6 +78,7 @@ impl Timeouts {
             .unwrap_or(Duration::from_secs(300));
         match op {
             Op::Drain { timeout_s, .. } => base.saturating_add(Duration::from_secs(*timeout_s)),
+            Op::Lock { wait_s, .. } => base.saturating_add(Duration::from_secs(*wait_s)),
             _ => base,
         }
     }
@@ -166,6 +169,12 @@ impl AgentClient {
             nvml_lib,
             broken: None,
         }
+    }
+
+    /// Closes the agent's stdin (it exits at end of input); later calls fail.
+    pub async fn close(&mut self) {
+        let _ = self.stream.stdin.shutdown().await;
+        self.broken = Some("the session was closed".to_string());
     }
 
     pub fn host(&self) -> &str {

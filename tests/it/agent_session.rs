@@ -47,9 +47,10 @@ fn an_agent_speaking_another_protocol_is_refused_with_what_to_do() {
     let r = ping(dir.path(), &inv);
     assert_eq!(r.code, 2, "{}", r.shown);
     assert!(
-        r.stderr.contains(
-            "the agent on this host (version 0.0.1) speaks protocol 1, this controller speaks 2"
-        ),
+        r.stderr.contains(&format!(
+            "the agent on this host (version 0.0.1) speaks protocol 1, this controller speaks {}",
+            migfleet_proto::PROTOCOL_VERSION
+        )),
         "{}",
         r.shown
     );

@@ -630,8 +630,16 @@ fn module_arguments_are_checked_when_the_playbook_loads() {
 fn modules_that_do_not_exist_are_refused_with_the_closest_name() {
     for (src, needle) in [
         (
-            "return { hosts = 'a', tasks = { { reboot{} } } }",
-            "no reboot module yet",
+            "return { hosts = 'a', tasks = { { rebot{} } } }",
+            "did you mean `reboot`?",
+        ),
+        (
+            "return { hosts = 'a', tasks = { { reboot{ timeot = 5 } } } }",
+            "reboot: unknown argument `timeot` (did you mean `timeout`?)",
+        ),
+        (
+            "return { hosts = 'a', tasks = { { mig.mode{ enabled = true, reboot = 'always' } } } }",
+            "`reboot` must be \"never\" or \"if_needed\"",
         ),
         (
             "return { hosts = 'a', tasks = { { dran{} } } }",

@@ -10,6 +10,8 @@ mod support;
 mod agent_session;
 /// `migfleet mig ...` end to end.
 mod cli_mig;
+/// Faults mid-run: NVML errors, stuck processes, a killed agent, a cut connection.
+mod faults;
 /// `ping`, `facts` and the fan-out against real sshd test hosts.
 mod fleet_ssh;
 /// Hostile inventories and input files: bounded, refused clearly.
@@ -24,6 +26,8 @@ mod lua_loader;
 mod lua_sandbox;
 /// Hostile Lua that must end within its bound and be refused clearly.
 mod probes;
+/// Reboot and resume; the host lock.
+mod reboot;
 /// `migfleet run` against sshd test hosts with simulated GPUs.
 mod run_playbooks;
 /// What people read, as snapshots.

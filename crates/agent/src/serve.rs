@@ -14,6 +14,8 @@ use std::time::Duration;
 
 pub struct Agent {
     session: Option<Session>,
+    /// The host's lock, once taken: held until the agent exits.
+    lock: Option<ops::lock::HostLock>,
 }
 
 enum Line {
@@ -64,7 +66,10 @@ fn read_line(input: &mut impl BufRead, max: usize) -> io::Result<Option<Line>> {
 
 impl Agent {
     pub fn new() -> Agent {
-        Agent { session: None }
+        Agent {
+            session: None,
+            lock: None,
+        }
     }
 
     /// Serves requests until stdin closes.
@@ -140,7 +145,33 @@ impl Agent {
 
     fn handle(&mut self, req: &Request, emit: &mut dyn FnMut(Event)) -> Result<Reply> {
         let lib = req.nvml_lib.as_deref();
+        if req.op.changes_host() && self.lock.is_none() {
+            // A session that did not lock the host still never interleaves with one that did.
+            let (lock, _) = ops::lock::take(
+                &ops::host::state_dir(),
+                "a migfleet agent session that did not ask for the lock",
+                Duration::ZERO,
+                emit,
+            )?;
+            self.lock = Some(lock);
+        }
         match &req.op {
+            Op::Lock { holder, wait_s } => {
+                if self.lock.is_some() {
+                    return Ok(Reply::Lock { waited_ms: 0 });
+                }
+                let holder: String = holder.chars().take(300).collect();
+                let (lock, waited) = ops::lock::take(
+                    &ops::host::state_dir(),
+                    &holder,
+                    Duration::from_secs(*wait_s),
+                    emit,
+                )?;
+                self.lock = Some(lock);
+                Ok(Reply::Lock {
+                    waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+                })
+            }
             Op::Hello => Ok(Reply::Hello(ops::hello::hello())),
             Op::Facts => Ok(Reply::Facts(ops::facts::facts(self.session(lib)?)?)),
             Op::SetMigMode {

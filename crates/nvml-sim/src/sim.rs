@@ -108,9 +108,10 @@ impl State {
             .map(|g| g.index)
     }
 
-    /// Simulated host reboot: new boot id; processes and instances gone; Ampere keeps the
-    /// pending mode, Hopper/Blackwell lose MIG mode.
-    pub fn reboot(&mut self) {
+    /// Simulated host reboot: new boot id; processes and instances gone; Ampere's pending
+    /// mode becomes current (unless `pending_stays`, a fault), Hopper/Blackwell lose MIG
+    /// mode.
+    pub fn reboot(&mut self, pending_stays: bool) {
         self.boot_id = random_hex(16);
         for g in &mut self.gpus {
             g.processes.clear();
@@ -120,7 +121,9 @@ impl State {
                 .map(|m| m.generation.mode_survives_reboot())
                 .unwrap_or(false);
             if keeps {
-                g.mig_mode_current = g.mig_mode_pending;
+                if !pending_stays {
+                    g.mig_mode_current = g.mig_mode_pending;
+                }
             } else {
                 g.mig_mode_current = 0;
                 g.mig_mode_pending = 0;

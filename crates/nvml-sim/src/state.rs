@@ -18,6 +18,10 @@ pub const STATE_ENV: &str = "NVML_SIM_STATE";
 /// can describe a simulated host without a separate `nvml-sim init`.
 pub const INIT_ENV: &str = "NVML_SIM_INIT";
 
+/// Milliseconds every call that changes the state takes (default 0): a slow driver, for
+/// tests that must catch an operation in the middle.
+pub const WRITE_DELAY_ENV: &str = "NVML_SIM_WRITE_DELAY_MS";
+
 /// Schema version written into new state files.
 pub const STATE_VERSION: u32 = 1;
 
@@ -125,7 +129,8 @@ pub fn pid_alive(pid: u32) -> bool {
     }
 }
 
-/// A pending error injection: the next `remaining` calls of `function` return `code`.
+/// A pending error injection: after `skip` calls, the next `remaining` calls of
+/// `function` return `code`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Injection {
     /// Exported NVML function name, e.g. `nvmlDeviceCreateGpuInstance`.
@@ -134,6 +139,13 @@ pub struct Injection {
     pub code: Code,
     /// How many more calls fail.
     pub remaining: u32,
+    /// How many calls succeed before the failing ones start.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skip: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl State {
@@ -151,6 +163,10 @@ impl State {
             .iter()
             .position(|i| i.function == function && i.remaining > 0)?;
         let inj = self.injections.get_mut(pos)?;
+        if inj.skip > 0 {
+            inj.skip -= 1;
+            return None;
+        }
         inj.remaining -= 1;
         let code = inj.code;
         if inj.remaining == 0 {
@@ -401,9 +417,11 @@ mod tests {
                 function: "f".into(),
                 code: 23,
                 remaining: 2,
+                skip: 1,
             }],
         };
         assert_eq!(s.take_injection("g"), None);
+        assert_eq!(s.take_injection("f"), None, "the first call is let through");
         assert_eq!(s.take_injection("f"), Some(23));
         assert_eq!(s.take_injection("f"), Some(23));
         assert_eq!(s.take_injection("f"), None);

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 /// Bumped on any incompatible change; `hello` reports it and the controller checks it.
 /// 2: per-GPU outcomes (`blocked`) and `on_busy` for `apply` and `set_mig_mode`; `apply`
 /// reports placed instances before and after and takes `assume` for dry runs.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The longest reply line the controller reads from the agent; a longer one is a protocol
 /// error, not an allocation without end. Facts of 8 GPUs with 7 instances each are about
@@ -126,6 +126,15 @@ pub enum Op {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         command: Option<Vec<String>>,
     },
+    /// Take the host's lock for the rest of this agent process, waiting at most `wait_s`
+    /// for another session that holds it; `holder` says who we are to the one who waits.
+    /// Operations that change the host take it themselves (without waiting) when the
+    /// session did not.
+    Lock {
+        holder: String,
+        #[serde(default)]
+        wait_s: u64,
+    },
 }
 
 fn default_drain_timeout() -> u64 {
@@ -219,11 +228,26 @@ impl Op {
             Op::Drain { .. } => "drain",
             Op::Restore { .. } => "restore",
             Op::Reboot { .. } => "reboot",
+            Op::Lock { .. } => "lock",
+        }
+    }
+
+    /// The op may change the host (GPUs, services, the machine itself): it runs under the
+    /// host's lock.
+    pub fn changes_host(&self) -> bool {
+        match self {
+            Op::Hello | Op::Facts | Op::Lock { .. } => false,
+            Op::Apply { dry_run, .. } => !dry_run,
+            Op::SetMigMode { .. }
+            | Op::ResetGpus { .. }
+            | Op::Drain { .. }
+            | Op::Restore { .. }
+            | Op::Reboot { .. } => true,
         }
     }
 
     /// Every op name, for error messages.
-    pub const NAMES: [&'static str; 8] = [
+    pub const NAMES: [&'static str; 9] = [
         "hello",
         "facts",
         "set_mig_mode",
@@ -232,6 +256,7 @@ impl Op {
         "drain",
         "restore",
         "reboot",
+        "lock",
     ];
 }
 
@@ -299,6 +324,7 @@ pub enum Reply {
     Drain(DrainResult),
     Restore { started: Vec<String> },
     Reboot { boot_id: String },
+    Lock { waited_ms: u64 },
 }
 
 /// A final failure. `kind` is stable for programs; `message` is for people and names the
@@ -329,6 +355,8 @@ pub enum ErrorKind {
     Command,
     /// Waiting for GPU processes to finish timed out.
     Timeout,
+    /// Another session holds the host's lock (the message names it).
+    Locked,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -555,7 +583,9 @@ impl Op {
                 }
                 ("gpus", gpus.iter().map(|g| g.index).collect())
             }
-            Op::Hello | Op::Facts | Op::Restore { .. } | Op::Reboot { .. } => return Ok(()),
+            Op::Hello | Op::Facts | Op::Restore { .. } | Op::Reboot { .. } | Op::Lock { .. } => {
+                return Ok(());
+            }
         };
         let mut seen = std::collections::BTreeSet::new();
         match indices.iter().find(|i| !seen.insert(**i)) {
@@ -690,7 +720,7 @@ mod tests {
             decode_request(r#"{"id":4,"op":"format_disk"}"#).unwrap_err(),
             (
                 Some(4),
-                "unknown op `format_disk`; ops: hello, facts, set_mig_mode, reset_gpus, apply, drain, restore, reboot".to_string()
+                "unknown op `format_disk`; ops: hello, facts, set_mig_mode, reset_gpus, apply, drain, restore, reboot, lock".to_string()
             )
         );
         let (id, msg) = decode_request("{not json").unwrap_err();

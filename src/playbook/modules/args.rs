@@ -145,6 +145,15 @@ impl<'a> Args<'a> {
         Ok(Some(Duration::from_secs_f64(n)))
     }
 
+    /// A number of seconds from 0 up to a week (a delay, where none is a valid choice).
+    pub fn delay(&self, key: &str) -> Result<Option<Duration>, String> {
+        match self.raw(key)? {
+            Value::Integer(0) => Ok(Some(Duration::ZERO)),
+            Value::Number(0.0) => Ok(Some(Duration::ZERO)),
+            _ => self.seconds(key),
+        }
+    }
+
     /// `gpus = {0, 1}`: GPU indices.
     pub fn gpus(&self) -> Result<Option<Vec<u32>>, String> {
         let v = self.raw("gpus")?;

@@ -98,6 +98,7 @@ impl MigApply {
                 reset: self.reset,
                 on_busy: self.on_busy,
                 timeout: self.timeout,
+                reboot: super::mig_mode::RebootWhen::Never,
             };
             let sw = switch(cx, &facts, &modes, &opts).await?;
             if sw.fatal.is_some() {

@@ -15,7 +15,45 @@ use super::{Args, BUSY_HINTS, CallFailure, Lost, TaskCx, busy_instances, gpu_bas
 use crate::fleet::{GpuResult, ModeChange, TaskResult};
 use crate::report::text::ranges;
 
-pub const KEYS: &[&str] = &["enabled", "gpus", "reset", "on_busy", "timeout"];
+pub const KEYS: &[&str] = &[
+    "enabled",
+    "gpus",
+    "reset",
+    "on_busy",
+    "timeout",
+    "reboot",
+    "reboot_timeout",
+];
+
+/// `reboot = "never" | "if_needed"`: may a mode change still pending after the resets
+/// reboot the host.
+/// `IfNeeded` carries how long the host may take to come back (`reboot_timeout`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RebootWhen {
+    #[default]
+    Never,
+    IfNeeded(Duration),
+}
+
+impl RebootWhen {
+    pub fn parse(a: &Args<'_>) -> Result<RebootWhen, String> {
+        let timeout = a.seconds("reboot_timeout")?;
+        match a.string("reboot")?.as_deref() {
+            None | Some("never") if timeout.is_some() => Err(format!(
+                "{}: `reboot_timeout` needs reboot = \"if_needed\"",
+                a.name()
+            )),
+            None | Some("never") => Ok(RebootWhen::Never),
+            Some("if_needed") => Ok(RebootWhen::IfNeeded(
+                timeout.unwrap_or(super::reboot::DEFAULT_TIMEOUT),
+            )),
+            Some(other) => Err(format!(
+                "{}: `reboot` must be \"never\" or \"if_needed\", got \"{other}\"",
+                a.name()
+            )),
+        }
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct MigMode {
@@ -25,6 +63,7 @@ pub struct MigMode {
     pub reset: bool,
     pub on_busy: OnBusy,
     pub timeout: Option<Duration>,
+    pub reboot: RebootWhen,
 }
 
 impl MigMode {
@@ -37,6 +76,7 @@ impl MigMode {
             reset: a.bool("reset")?.unwrap_or(true),
             on_busy: a.on_busy()?,
             timeout: a.seconds("timeout")?,
+            reboot: RebootWhen::parse(a)?,
         })
     }
 
@@ -51,6 +91,7 @@ impl MigMode {
             reset: self.reset,
             on_busy: self.on_busy,
             timeout: self.timeout,
+            reboot: self.reboot,
         };
         let sw = switch(cx, &facts, &wants, &opts).await?;
         let on = if self.enabled { "on" } else { "off" };
@@ -67,12 +108,20 @@ impl MigMode {
             .map(|g| g.index)
             .collect();
         let would = if cx.check { "would turn" } else { "turned" };
+        let rebooted = sw
+            .rebooted
+            .as_ref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default();
         let message = if let Some(f) = &sw.fatal {
             f.clone()
         } else if !failed.is_empty() {
-            format!("MIG could not be turned {on}: GPU {}", ranges(&failed))
+            format!(
+                "MIG could not be turned {on}: GPU {}{rebooted}",
+                ranges(&failed)
+            )
         } else if !changed.is_empty() {
-            format!("{would} MIG {on} on GPU {}", ranges(&changed))
+            format!("{would} MIG {on} on GPU {}{rebooted}", ranges(&changed))
         } else if sw.gpus.is_empty() {
             "no MIG-capable GPU".to_string()
         } else {
@@ -88,6 +137,7 @@ pub(super) struct SwitchOptions {
     pub reset: bool,
     pub on_busy: OnBusy,
     pub timeout: Option<Duration>,
+    pub reboot: RebootWhen,
 }
 
 /// What switching did, per GPU; `fatal` when the whole switch was refused.
@@ -95,6 +145,8 @@ pub(super) struct Switched {
     pub gpus: Vec<GpuResult>,
     pub fatal: Option<String>,
     pub hints: Vec<String>,
+    /// The host was rebooted for pending GPUs: how that went.
+    pub rebooted: Option<String>,
 }
 
 impl Switched {
@@ -142,6 +194,7 @@ pub(super) async fn switch(
             before: m.current,
             after: m.current,
             reset: false,
+            reboot: false,
         });
         results.insert(*i, r);
         if m.current != *want || m.pending != *want {
@@ -152,6 +205,7 @@ pub(super) async fn switch(
         gpus: Vec::new(),
         fatal: None,
         hints: Vec::new(),
+        rebooted: None,
     };
     if cx.check {
         check_switch(cx, facts, &to_change, opts, &mut results, &mut sw);
@@ -222,12 +276,107 @@ async fn real_switch(
     if pending.is_empty() {
         return Ok(());
     }
+    reset_pending(cx, &pending, opts, results, sw).await?;
+    let still: Vec<(u32, bool)> = pending
+        .iter()
+        .copied()
+        .filter(|(i, _)| results.get(i).is_some_and(|r| r.error.is_some()))
+        .collect();
+    if let RebootWhen::IfNeeded(timeout) = opts.reboot
+        && !still.is_empty()
+    {
+        reboot_for_pending(cx, &still, timeout, results, sw).await?;
+    }
+    Ok(())
+}
+
+/// Reboots the host for GPUs whose mode change is still pending, once per run (a GPU
+/// still pending after that reboot fails, and the host is not rebooted again), then
+/// checks each GPU's mode.
+async fn reboot_for_pending(
+    cx: &mut TaskCx<'_>,
+    still: &[(u32, bool)],
+    timeout: Duration,
+    results: &mut BTreeMap<u32, GpuResult>,
+    sw: &mut Switched,
+) -> Result<(), Lost> {
+    let gpus: Vec<u32> = still.iter().map(|(i, _)| *i).collect();
+    if !cx.rebooted_for_pending.is_empty() {
+        let before = ranges(cx.rebooted_for_pending);
+        for i in &gpus {
+            if let Some(r) = results.get_mut(i) {
+                r.error = Some(format!(
+                    "MIG mode is still pending, and this run already rebooted the host once for GPU {before}: not rebooting again (reboot-loop guard)"
+                ));
+            }
+        }
+        return Ok(());
+    }
+    *cx.rebooted_for_pending = gpus.clone();
+    let opts = super::reboot::Reboot {
+        timeout,
+        ..super::reboot::Reboot::default()
+    };
+    let done = match super::reboot::reboot(cx, &opts).await {
+        Ok(d) => d,
+        Err(super::reboot::RebootFailure::Refused(m)) => {
+            for i in &gpus {
+                if let Some(r) = results.get_mut(i) {
+                    r.error = Some(format!("the host needs a reboot for this GPU: {m}"));
+                }
+            }
+            return Ok(());
+        }
+        Err(super::reboot::RebootFailure::Lost(l)) => return Err(l),
+    };
+    sw.rebooted = Some(done.summary());
+    sw.hints.retain(|h| h != RESET_HINT);
+    let facts = cx.real_facts().await?;
+    for (i, want) in still {
+        let (Some(g), Some(r)) = (
+            facts.gpus.iter().find(|g| g.index == *i),
+            results.get_mut(i),
+        ) else {
+            continue;
+        };
+        let Some(m) = &g.mig else { continue };
+        if m.current == *want {
+            r.error = None;
+            r.changed = true;
+            if let Some(mode) = &mut r.mode {
+                mode.after = m.current;
+                mode.reboot = true;
+            }
+        } else {
+            r.error = Some(format!(
+                "MIG mode is still pending after rebooting the host (now {}, pending {}): the platform does not apply it at boot; migfleet does not reboot it again (reboot-loop guard)",
+                onoff(m.current),
+                onoff(m.pending)
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn onoff(b: bool) -> &'static str {
+    if b { "on" } else { "off" }
+}
+
+/// Resets the GPUs whose change is pending, when allowed; a GPU still pending afterwards
+/// gets an error saying why.
+async fn reset_pending(
+    cx: &mut TaskCx<'_>,
+    pending: &[(u32, bool)],
+    opts: &SwitchOptions,
+    results: &mut BTreeMap<u32, GpuResult>,
+    sw: &mut Switched,
+) -> Result<(), Lost> {
     let gpus: Vec<u32> = pending.iter().map(|(i, _)| *i).collect();
     if !opts.reset {
         for i in &gpus {
             if let Some(r) = results.get_mut(i) {
                 r.error = Some(
-                    "the mode change waits for a GPU reset (Ampere), and reset = false: reset the GPU or reboot the host".into(),
+                    "the mode change waits for a GPU reset (Ampere), and reset = false: reset the GPU or reboot the host (reboot = \"if_needed\")".into(),
                 );
             }
         }
@@ -273,6 +422,16 @@ async fn real_switch(
     Ok(())
 }
 
+/// Processes use the GPU (on the whole GPU or in an instance): a reset would be refused.
+fn has_processes(g: &GpuFacts) -> bool {
+    !g.processes.is_empty()
+        || g.mig.as_ref().is_some_and(|m| {
+            m.instances
+                .iter()
+                .any(|i| i.cis.iter().any(|c| !c.processes.is_empty()))
+        })
+}
+
 /// What switching would do, from the facts: busy instances block turning MIG off, and
 /// an Ampere GPU needs a reset (allowed, and with no processes on it).
 fn check_switch(
@@ -305,6 +464,18 @@ fn check_switch(
             r.destroyed = m.instances.len();
         }
         let reset = needs_reset(g) && m.current != *want;
+        let reboot_ok = matches!(opts.reboot, RebootWhen::IfNeeded(_));
+        if reset && reboot_ok && (!opts.reset || has_processes(g)) {
+            r.changed = true;
+            r.mode = Some(ModeChange {
+                before: m.current,
+                after: *want,
+                reset: false,
+                reboot: true,
+            });
+            sw.rebooted = Some("would reboot the host for it".into());
+            continue;
+        }
         if reset && !opts.reset {
             r.changed = true;
             r.error = Some(
@@ -335,6 +506,7 @@ fn check_switch(
             before: m.current,
             after: *want,
             reset,
+            reboot: false,
         });
     }
     if !blocked.is_empty() {

@@ -12,6 +12,7 @@ mod drain;
 mod mig_apply;
 mod mig_assert;
 mod mig_mode;
+pub mod reboot;
 mod restore;
 pub mod target;
 
@@ -35,16 +36,18 @@ pub enum ModuleName {
     Drain,
     Restore,
     Command,
+    Reboot,
 }
 
 impl ModuleName {
-    pub const ALL: [ModuleName; 6] = [
+    pub const ALL: [ModuleName; 7] = [
         ModuleName::MigMode,
         ModuleName::MigApply,
         ModuleName::MigAssert,
         ModuleName::Drain,
         ModuleName::Restore,
         ModuleName::Command,
+        ModuleName::Reboot,
     ];
 
     /// The name as Lua spells it: `mig.apply`, `drain`.
@@ -56,6 +59,7 @@ impl ModuleName {
             ModuleName::Drain => "drain",
             ModuleName::Restore => "restore",
             ModuleName::Command => "command",
+            ModuleName::Reboot => "reboot",
         }
     }
 
@@ -72,6 +76,7 @@ impl ModuleName {
             ModuleName::Drain => drain::KEYS,
             ModuleName::Restore => restore::KEYS,
             ModuleName::Command => command::KEYS,
+            ModuleName::Reboot => reboot::KEYS,
         }
     }
 }
@@ -85,6 +90,7 @@ pub enum Module {
     Drain(drain::Drain),
     Restore(restore::Restore),
     Command(command::Command),
+    Reboot(reboot::Reboot),
 }
 
 impl Module {
@@ -96,6 +102,7 @@ impl Module {
             Module::Drain(_) => ModuleName::Drain,
             Module::Restore(_) => ModuleName::Restore,
             Module::Command(_) => ModuleName::Command,
+            Module::Reboot(_) => ModuleName::Reboot,
         }
     }
 
@@ -114,6 +121,7 @@ impl Module {
             ModuleName::Drain => Module::Drain(drain::Drain::parse(&a)?),
             ModuleName::Restore => Module::Restore(restore::Restore::parse(&a)?),
             ModuleName::Command => Module::Command(command::Command::parse(&a)?),
+            ModuleName::Reboot => Module::Reboot(reboot::Reboot::parse(&a)?),
         })
     }
 
@@ -126,6 +134,7 @@ impl Module {
             Module::Drain(m) => m.run(cx).await,
             Module::Restore(m) => m.run(cx).await,
             Module::Command(m) => m.run(cx).await,
+            Module::Reboot(m) => m.run(cx).await,
         }
     }
 }
@@ -183,6 +192,12 @@ pub struct TaskCx<'a> {
     pub check: bool,
     /// Check mode: the facts as earlier tasks would have left them.
     pub projected: &'a mut Option<Facts>,
+    /// What reopening the session takes (after a reboot).
+    pub context: &'a crate::fleet::session::Context,
+    pub events: &'a crate::fleet::Events,
+    /// GPUs this run already rebooted the host for, because their MIG mode was pending:
+    /// a reboot-loop guard (the host is never rebooted twice for that).
+    pub rebooted_for_pending: &'a mut Vec<u32>,
 }
 
 /// A failed agent call, sorted: the agent refused (the task fails, the host goes on) or
@@ -372,6 +387,7 @@ mod tests {
         for m in ModuleName::ALL {
             assert_eq!(ModuleName::from_name(m.as_str()), Some(m));
         }
-        assert_eq!(ModuleName::from_name("reboot"), None);
+        assert_eq!(ModuleName::from_name("reboot"), Some(ModuleName::Reboot));
+        assert_eq!(ModuleName::from_name("restart"), None);
     }
 }

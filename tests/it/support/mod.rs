@@ -1,6 +1,7 @@
 //! Shared helpers for integration tests.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)] // test helpers panic on broken setups
 pub mod lua;
+pub mod proxy;
 pub mod sim;
 pub mod testhost;
 

@@ -87,6 +87,44 @@ impl<'a> SimHost<'a> {
         )
         .unwrap();
         std::fs::set_permissions(&systemctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let reboot = self.dir.join("reboot");
+        std::fs::write(&reboot, reboot_script(bin)).unwrap();
+        std::fs::set_permissions(&reboot, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    /// How many times the host rebooted (its reboot command ran).
+    pub fn reboots(&self) -> usize {
+        std::fs::read_to_string(self.dir.join("reboot.log"))
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    }
+
+    /// The simulated host's boot id now.
+    pub fn boot_id(&self) -> String {
+        std::fs::read_to_string(self.dir.join("sim.json.boot_id"))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    }
+
+    /// How the next reboots go: `Rebooting::Back` comes back after `delay`;
+    /// `Rebooting::Never` stays down; `StaysPending` comes back with Ampere's pending
+    /// mode still pending.
+    pub fn rebooting(&self, how: Rebooting) {
+        let d = &self.dir;
+        let _ = std::fs::remove_file(d.join("reboot.never"));
+        let _ = std::fs::remove_file(d.join("reboot.args"));
+        match how {
+            Rebooting::Back { delay_ms } => std::fs::write(
+                d.join("reboot.delay"),
+                format!("{}", delay_ms as f64 / 1000.0),
+            )
+            .unwrap(),
+            Rebooting::Never => std::fs::write(d.join("reboot.never"), "").unwrap(),
+            Rebooting::StaysPending => {
+                std::fs::write(d.join("reboot.args"), "--pending-stays").unwrap()
+            }
+        }
     }
 
     fn yaml(&self, bin: &Path, indent: &str) -> String {
@@ -103,10 +141,15 @@ impl<'a> SimHost<'a> {
             out.push_str(&format!("{i}ansible_connection: local\n"));
         }
         out.push_str(&format!(
-            "{i}migfleet_agent_env: {{NVML_SIM_STATE: {}, MIGFLEET_SYSTEMCTL: {}, MIGFLEET_STATE_DIR: {}}}\n",
+            "{i}migfleet_agent_env: {{NVML_SIM_STATE: {}, MIGFLEET_SYSTEMCTL: {}, MIGFLEET_STATE_DIR: {}, MIGFLEET_BOOT_ID_FILE: {}.boot_id}}\n",
             self.state().display(),
             self.dir.join("systemctl").display(),
             self.dir.join("agent-state").display(),
+            self.state().display(),
+        ));
+        out.push_str(&format!(
+            "{i}migfleet_reboot_command: [{}]\n",
+            self.dir.join("reboot").display()
         ));
         out.push_str(&format!(
             "{i}migfleet_gpu_reset_command: [{}, reset, --state, {}, -i, \"{{bus_ids}}\"]\n",
@@ -115,6 +158,44 @@ impl<'a> SimHost<'a> {
         ));
         out
     }
+}
+
+/// How a test host's reboot goes.
+#[derive(Clone, Copy, Debug)]
+pub enum Rebooting {
+    Back { delay_ms: u64 },
+    Never,
+    StaysPending,
+}
+
+/// The test hosts' reboot command: what a reboot does to a host, in the small. The host's
+/// sshd with every connection it accepted and the agent that ran the command go away (a
+/// real reboot kills every process, and nothing answers until the host is back), the
+/// agent binary in the remote directory is gone (it lived on a tmpfs), the simulated GPUs
+/// reboot (`nvml-sim reboot`: new boot id, instances gone, Hopper loses MIG mode), and
+/// after a delay sshd listens again, unless `reboot.never` says the host does not come
+/// back.
+fn reboot_script(bin: &Path) -> String {
+    format!(
+        r#"#!/bin/sh
+d="$(cd "$(dirname "$0")" && pwd)"
+echo "reboot $(date +%s.%N)" >> "$d/reboot.log"
+for f in listener.pid sshd.pid; do
+  p="$(cat "$d/$f" 2>/dev/null)"
+  [ -n "$p" ] || continue
+  # Stop accepting, then end every connection it accepted, then the listener itself.
+  kill -STOP "$p" 2>/dev/null && pkill -KILL -P "$p"; kill -KILL "$p" 2>/dev/null
+done
+kill -9 "$PPID" 2>/dev/null
+rm -f "$d"/remote/migfleet-agent-*
+{sim} reboot --state "$d/sim.json" $(cat "$d/reboot.args" 2>/dev/null) >/dev/null
+[ -e "$d/reboot.never" ] && exit 0
+sleep "$(cat "$d/reboot.delay" 2>/dev/null || echo 0.5)"
+[ -f "$d/sshd_config" ] && exec /usr/sbin/sshd -f "$d/sshd_config" -E "$d/sshd.log"
+exit 0
+"#,
+        sim = bin.join("nvml-sim").display()
+    )
 }
 
 /// Prepares every host and writes the inventory reaching them to `path`: the sshd hosts

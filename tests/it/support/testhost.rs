@@ -238,6 +238,8 @@ AcceptEnv LANG LC_*\nSubsystem sftp internal-sftp\n",
             .stderr(log)
             .spawn()
             .expect("cannot start sshd: install openssh-server");
+        // For the simulated reboot, which takes the listener down from inside the host.
+        std::fs::write(self.dir.path().join("listener.pid"), child.id().to_string()).unwrap();
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -271,11 +273,20 @@ AcceptEnv LANG LC_*\nSubsystem sftp internal-sftp\n",
         self.log().matches("Accepted publickey").count()
     }
 
-    /// Kills sshd (the address then refuses connections).
+    /// Kills sshd (the address then refuses connections), including one a simulated
+    /// reboot started again as a daemon (found by its pid file and its config path).
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+        let config = self.dir.path().join("sshd_config");
+        if let Ok(pid) = std::fs::read_to_string(self.dir.path().join("sshd.pid"))
+            && let Ok(pid) = pid.trim().parse::<i32>()
+            && std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&*config.to_string_lossy()))
+        {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
         }
     }
 

@@ -14,7 +14,7 @@ const STOPPED_FILE: &str = "drained-units";
 /// How often a drain that waits for the same processes says so.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
-fn state_dir() -> PathBuf {
+pub fn state_dir() -> PathBuf {
     std::env::var_os(ENV_STATE_DIR)
         .map_or_else(|| PathBuf::from("/var/lib/migfleet"), PathBuf::from)
 }

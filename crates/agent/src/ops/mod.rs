@@ -6,6 +6,7 @@ pub mod busy;
 pub mod facts;
 pub mod hello;
 pub mod host;
+pub mod lock;
 pub mod mode;
 
 use crate::error::{AgentError, Result};

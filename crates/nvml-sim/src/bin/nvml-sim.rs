@@ -87,6 +87,10 @@ enum Command {
     Reboot {
         #[command(flatten)]
         state: StateArg,
+        /// A fault: the pending MIG mode does not take effect at this boot (a platform
+        /// that needs a cold boot or refuses the change); the GPU stays pending.
+        #[arg(long)]
+        pending_stays: bool,
     },
     /// Make the next K calls of an NVML function return an error code.
     Inject {
@@ -101,6 +105,9 @@ enum Command {
         /// How many calls fail.
         #[arg(long, default_value_t = 1, value_name = "K")]
         count: u32,
+        /// Let this many calls succeed first (`--after 4`: the 5th call fails).
+        #[arg(long, default_value_t = 0, value_name = "N")]
+        after: u32,
     },
     /// Print the host: per GPU the model, MIG mode, instances and processes.
     Show {
@@ -301,8 +308,11 @@ fn run(cmd: Command) -> Result<(), String> {
                 Ok(())
             })
         }
-        Command::Reboot { state } => mutate(&state.store()?, |s| {
-            s.reboot();
+        Command::Reboot {
+            state,
+            pending_stays,
+        } => mutate(&state.store()?, |s| {
+            s.reboot(pending_stays);
             println!("rebooted; boot id {}", s.boot_id);
             Ok(())
         }),
@@ -311,6 +321,7 @@ fn run(cmd: Command) -> Result<(), String> {
             function,
             code,
             count,
+            after,
         } => {
             if !function.starts_with("nvml") {
                 return Err(format!("{function:?} is not an NVML function name"));
@@ -320,6 +331,7 @@ fn run(cmd: Command) -> Result<(), String> {
                     function,
                     code,
                     remaining: count,
+                    skip: after,
                 });
                 Ok(())
             })

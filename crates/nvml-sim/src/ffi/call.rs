@@ -35,17 +35,29 @@ pub(super) fn run(
             Err(e) => return store_failed(e),
         }
     }
+    if access == Access::Write
+        && let Some(ms) = std::env::var(crate::state::WRITE_DELAY_ENV)
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+    {
+        std::thread::sleep(std::time::Duration::from_millis(ms.min(60_000)));
+    }
     let r = store.update(|s| {
+        let pending = s.injections.len();
+        let skips: u32 = s.injections.iter().map(|i| i.skip).sum();
         if let Some(code) = s.take_injection(name) {
             return (code, true);
         }
+        // A call let through by an injection's `skip` counts down: keep that.
+        let counted = pending != s.injections.len()
+            || skips != s.injections.iter().map(|i| i.skip).sum::<u32>();
         let mut work = s.clone();
         match body(&mut work) {
             Ok(()) if access == Access::Write => {
                 *s = work;
                 (SUCCESS, true)
             }
-            other => (code_of(other), false),
+            other => (code_of(other), counted),
         }
     });
     r.unwrap_or_else(store_failed)

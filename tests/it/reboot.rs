@@ -1,0 +1,354 @@
+//! Rebooting and resuming, over real sshd test hosts whose reboot command does what a
+//! reboot does in the small (support::sim::reboot_script): the agent and sshd go away,
+//! the agent binary with them (tmpfs), the simulated GPUs reboot (new boot id, instances
+//! gone, Hopper loses MIG mode, Ampere's pending mode becomes current), sshd comes back
+//! after a delay, or never. Also: the host lock between two runs.
+
+use crate::support::sim::{Rebooting, SimHost, write_inventory};
+use crate::support::testhost::{TestHost, write_known_hosts};
+use crate::support::{Run, migfleet};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+struct Lab {
+    hosts: Vec<TestHost>,
+    gpus: Vec<Vec<(&'static str, u32)>>,
+    inventory: PathBuf,
+    known_hosts: PathBuf,
+}
+
+impl Lab {
+    fn new(tag: &str, gpus: &[&[(&'static str, u32)]]) -> Lab {
+        let hosts: Vec<TestHost> = (0..gpus.len())
+            .map(|i| TestHost::start(&format!("{tag}{i}")))
+            .collect();
+        let sims: Vec<SimHost> = hosts
+            .iter()
+            .zip(gpus)
+            .map(|(h, g)| SimHost::ssh(h, g))
+            .collect();
+        let inventory = write_inventory(&hosts[0].dir().join("inventory.yml"), &sims);
+        for s in &sims {
+            s.rebooting(Rebooting::Back { delay_ms: 300 });
+        }
+        let known_hosts = write_known_hosts(&hosts[0].dir().join("known_hosts"), hosts.iter());
+        Lab {
+            gpus: gpus.iter().map(|g| g.to_vec()).collect(),
+            hosts,
+            inventory,
+            known_hosts,
+        }
+    }
+
+    fn sim(&self, i: usize) -> SimHost<'_> {
+        SimHost::ssh(&self.hosts[i], &self.gpus[i])
+    }
+
+    /// Adds `line` under `all: vars:` of the inventory.
+    fn all_var(&self, line: &str) {
+        let text = std::fs::read_to_string(&self.inventory).unwrap();
+        let text = text.replacen("  vars:\n", &format!("  vars:\n    {line}\n"), 1);
+        std::fs::write(&self.inventory, text).unwrap();
+    }
+
+    /// Replaces every host's GPU reset command with one that fails, as on a platform
+    /// that forbids resets.
+    fn forbid_resets(&self) {
+        let text = std::fs::read_to_string(&self.inventory).unwrap();
+        let text: String = text
+            .lines()
+            .map(|l| match l.find("migfleet_gpu_reset_command:") {
+                Some(i) => format!("{}migfleet_gpu_reset_command: [/bin/false]\n", &l[..i]),
+                None => format!("{l}\n"),
+            })
+            .collect();
+        std::fs::write(&self.inventory, text).unwrap();
+    }
+
+    fn playbook(&self, name: &str, body: &str) -> String {
+        let p = self.hosts[0].dir().join(name);
+        std::fs::write(&p, body).unwrap();
+        p.display().to_string()
+    }
+
+    fn run(&self, playbook: &str, extra: &[&str]) -> Run {
+        let mut args = vec![
+            "run".to_string(),
+            playbook.to_string(),
+            "-i".into(),
+            self.inventory.display().to_string(),
+            "--known-hosts".into(),
+            self.known_hosts.display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        migfleet(&args)
+    }
+
+    fn state(&self, host: usize) -> Value {
+        state_of(self.hosts[host].dir())
+    }
+}
+
+fn state_of(dir: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("sim.json")).unwrap()).unwrap()
+}
+
+/// Driver profile ids of a GPU's instances, sorted.
+fn profiles(state: &Value, gpu: usize) -> Vec<u64> {
+    let mut v: Vec<u64> = state["gpus"][gpu]["gpu_instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["profile_id"].as_u64().unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+const PARTITION: &str = r#"
+return play {
+  name = "partition",
+  hosts = "all",
+  tasks = {
+    task { name = "MIG on", mig.mode{ enabled = true, reboot = "if_needed" } },
+    task { name = "layout", mig.apply{ layout = "3g.20gb, 2g.10gb, 2x1g.5gb" } },
+  },
+}
+"#;
+
+// A100-40GB profile ids: 3g.20gb 9, 2g.10gb 14, 1g.5gb 19.
+const A100_LAYOUT: [u64; 4] = [9, 14, 19, 19];
+
+#[test]
+fn ampere_that_cannot_reset_reboots_once_resumes_and_a_rerun_changes_nothing() {
+    let lab = Lab::new("rbamp", &[&[("A100-40GB", 2)]]);
+    lab.forbid_resets();
+    let boot_before = lab.sim(0).boot_id();
+    let pb = lab.playbook("partition.lua", PARTITION);
+    let r = lab.run(&pb, &[]);
+    assert_eq!(r.code, 0, "{}", r.shown);
+    let s = lab.state(0);
+    for gpu in 0..2 {
+        assert_eq!(s["gpus"][gpu]["mig_mode_current"], 1, "{}", r.shown);
+        assert_eq!(profiles(&s, gpu), A100_LAYOUT, "{}", r.shown);
+    }
+    assert_eq!(lab.sim(0).reboots(), 1, "{}", r.shown);
+    assert_ne!(lab.sim(0).boot_id(), boot_before);
+    assert!(
+        r.stdout.contains("GPU 0-1: MIG off -> on (reboot)"),
+        "{}",
+        r.shown
+    );
+    assert!(
+        r.recap(&lab.hosts[0].tag).contains("changed=2"),
+        "{}",
+        r.shown
+    );
+    // The agent was gone after the reboot (tmpfs): it was uploaded again.
+    let agents = std::fs::read_dir(lab.hosts[0].remote_dir())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("migfleet-agent-")
+        })
+        .count();
+    assert!(
+        agents >= 1,
+        "the agent was not pushed again after the reboot"
+    );
+
+    let r = lab.run(&pb, &[]);
+    assert_eq!(r.code, 0, "{}", r.shown);
+    assert!(
+        r.recap(&lab.hosts[0].tag).contains("changed=0"),
+        "{}",
+        r.shown
+    );
+    assert_eq!(
+        lab.sim(0).reboots(),
+        1,
+        "a converged host was rebooted again"
+    );
+}
+
+#[test]
+fn check_mode_says_it_would_reboot_and_does_not() {
+    let lab = Lab::new("rbchk", &[&[("A100-40GB", 1)]]);
+    let pb = lab.playbook(
+        "p.lua",
+        r#"return play { name = "p", hosts = "all", tasks = {
+            task { name = "MIG on", mig.mode{ enabled = true, reset = false, reboot = "if_needed" } },
+            task { name = "reboot", reboot{} },
+        } }"#,
+    );
+    let r = lab.run(&pb, &["--check"]);
+    assert_eq!(r.code, 0, "{}", r.shown);
+    assert!(
+        r.stdout.contains("GPU 0: MIG off -> on (reboot)"),
+        "{}",
+        r.shown
+    );
+    assert!(
+        r.stdout.contains("check mode: would reboot the host"),
+        "{}",
+        r.shown
+    );
+    assert_eq!(lab.sim(0).reboots(), 0);
+    assert_eq!(lab.state(0)["gpus"][0]["mig_mode_pending"], 0);
+}
+
+#[test]
+fn hopper_gets_mig_mode_back_after_a_reboot_and_the_next_task_recreates_the_layout() {
+    let lab = Lab::new("rbhop", &[&[("H100-80GB", 2)]]);
+    let pb = lab.playbook(
+        "p.lua",
+        r#"return play { name = "p", hosts = "all", tasks = {
+            task { name = "MIG on", mig.mode{ enabled = true } },
+            task { name = "layout", mig.apply{ layout = "3g.40gb, 2g.20gb, 2x1g.10gb" } },
+            task { name = "reboot", reboot{ timeout = 60, post_delay = 0 } },
+            task { name = "layout again", mig.apply{ layout = "3g.40gb, 2g.20gb, 2x1g.10gb" } },
+        } }"#,
+    );
+    let boot_before = lab.sim(0).boot_id();
+    let r = lab.run(&pb, &[]);
+    assert_eq!(r.code, 0, "{}", r.shown);
+    assert!(
+        r.stdout.contains("MIG mode on again on GPU 0-1"),
+        "{}",
+        r.shown
+    );
+    assert_ne!(lab.sim(0).boot_id(), boot_before);
+    let s = lab.state(0);
+    for gpu in 0..2 {
+        assert_eq!(s["gpus"][gpu]["mig_mode_current"], 1);
+        assert_eq!(profiles(&s, gpu), [9, 14, 19, 19], "{}", r.shown);
+    }
+    assert!(
+        r.recap(&lab.hosts[0].tag).contains("changed=4"),
+        "{}",
+        r.shown
+    );
+}
+
+#[test]
+fn a_host_that_never_comes_back_fails_alone_within_its_timeout() {
+    let lab = Lab::new("rbnev", &[&[("H100-80GB", 1)], &[("H100-80GB", 1)]]);
+    lab.sim(1).rebooting(Rebooting::Never);
+    let pb = lab.playbook(
+        "p.lua",
+        r#"return play { name = "p", hosts = "all", tasks = {
+            task { name = "reboot", reboot{ timeout = 4, connect_timeout = 2 } },
+            task { name = "MIG on", mig.mode{ enabled = true } },
+        } }"#,
+    );
+    let r = lab.run(&pb, &[]);
+    assert_eq!(
+        r.code,
+        4,
+        "unreachable hosts exit 4: {}\nreboot log: {}",
+        r.shown,
+        std::fs::read_to_string(lab.hosts[1].dir().join("reboot.log")).unwrap_or_default()
+    );
+    let (ok, gone) = (&lab.hosts[0].tag, &lab.hosts[1].tag);
+    assert!(r.recap(ok).contains("changed=2"), "{}", r.shown);
+    assert!(r.recap(ok).contains("unreachable=0"), "{}", r.shown);
+    assert!(r.recap(gone).contains("unreachable=1"), "{}", r.shown);
+    assert!(
+        r.stdout
+            .contains("did not come back within 4 s of its reboot"),
+        "{}",
+        r.shown
+    );
+    assert_eq!(lab.state(0)["gpus"][0]["mig_mode_current"], 1);
+    assert_eq!(lab.sim(1).reboots(), 1);
+}
+
+#[test]
+fn a_host_still_pending_after_its_reboot_fails_and_is_rebooted_once_only() {
+    let lab = Lab::new("rbloop", &[&[("A100-40GB", 2)]]);
+    lab.forbid_resets();
+    lab.sim(0).rebooting(Rebooting::StaysPending);
+    let pb = lab.playbook(
+        "p.lua",
+        r#"return play { name = "p", hosts = "all", tasks = {
+            task { name = "MIG on", mig.mode{ enabled = true, reboot = "if_needed" }, retries = 2, delay = 0.1 },
+        } }"#,
+    );
+    let r = lab.run(&pb, &[]);
+    assert_eq!(r.code, 2, "{}", r.shown);
+    assert_eq!(
+        lab.sim(0).reboots(),
+        1,
+        "rebooted more than once: {}",
+        r.shown
+    );
+    assert!(r.stdout.contains("GPU 0-1"), "{}", r.shown);
+    assert!(r.stdout.contains("reboot-loop guard"), "{}", r.shown);
+    let s = lab.state(0);
+    assert_eq!(s["gpus"][0]["mig_mode_current"], 0);
+    assert_eq!(s["gpus"][0]["mig_mode_pending"], 1);
+}
+
+#[test]
+fn a_second_run_on_a_locked_host_waits_its_bound_and_names_the_holder() {
+    let lab = Lab::new("rblock", &[&[("H100-80GB", 1)]]);
+    let marker = lab.hosts[0].dir().join("first-run-holds-the-lock");
+    // The first run holds the host's lock while its command waits for the marker to go.
+    std::fs::write(&marker, "").unwrap();
+    let holder = lab.playbook(
+        "hold.lua",
+        &format!(
+            r#"return play {{ name = "hold", hosts = "all", tasks = {{
+                task {{ name = "hold", command{{ argv = {{ "sh", "-c", "while [ -e {m} ]; do sleep 0.05; done" }}, timeout = 60 }} }},
+            }} }}"#,
+            m = marker.display()
+        ),
+    );
+    let inv = lab.inventory.display().to_string();
+    let kh = lab.known_hosts.display().to_string();
+    let mut first = std::process::Command::new(env!("CARGO_BIN_EXE_migfleet"))
+        .args(["run", &holder, "-i", &inv, "--known-hosts", &kh])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first run has the lock once its agent wrote who it is into the lock file.
+    let lock = lab.hosts[0].dir().join("agent-state").join("host.lock");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !std::fs::read_to_string(&lock).is_ok_and(|t| t.contains("agent pid")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first run never took the lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    lab.all_var("migfleet_lock_wait: 1");
+    let pb = lab.playbook(
+        "p.lua",
+        r#"return play { name = "p", hosts = "all", tasks = {
+            task { name = "MIG on", mig.mode{ enabled = true } },
+        } }"#,
+    );
+    let r = lab.run(&pb, &[]);
+    assert_eq!(r.code, 2, "{}", r.shown);
+    assert!(
+        r.stdout.contains("this host is locked by migfleet (pid"),
+        "{}",
+        r.shown
+    );
+    assert!(
+        r.stdout.contains(&format!("(pid {})", first.id())),
+        "the holder is not named: {}",
+        r.shown
+    );
+    assert_eq!(lab.state(0)["gpus"][0]["mig_mode_current"], 0);
+    std::fs::remove_file(&marker).unwrap();
+    assert!(first.wait().unwrap().success());
+    // Free again: the same run goes through.
+    let r = lab.run(&pb, &[]);
+    assert_eq!(r.code, 0, "{}", r.shown);
+    assert_eq!(lab.state(0)["gpus"][0]["mig_mode_current"], 1);
+}
