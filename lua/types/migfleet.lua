@@ -100,6 +100,13 @@ function mig.apply(args) end
 ---@param args {enabled?: boolean, layout?: migfleet.Layout|table<string, migfleet.Layout>, policy?: string|function, mig_parted?: {file: string, config?: string}, gpus?: integer[]}
 function mig.assert(args) end
 
+---Make the host's MIG state as it is now survive a reboot: the agent installs the target
+---(MIG mode and instances per GPU, by placement), a copy of itself and
+---migfleet-mig.service, a systemd oneshot that restores them at boot before `units`
+---start. `state = "absent"` removes them. Idempotent.
+---@param args {state?: "present"|"absent", units?: string|string[], systemctl?: string[]}
+function mig.persist(args) end
+
 ---All valid placed layouts of a model.
 ---@param model string
 ---@param opts? {maximal?: boolean, plain?: boolean}

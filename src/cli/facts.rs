@@ -33,14 +33,29 @@ pub fn exec(args: Args, output: Output) -> Result<(), Failure> {
     finish(&outcomes, code, output)
 }
 
-/// One row per GPU: host, index, model, MIG mode, instances.
+/// What `mig.persist` left for this GPU at boot: `-` (nothing), `same` (the live state),
+/// `differs`.
+fn at_boot(f: &Facts, g: &migfleet_proto::GpuFacts) -> &'static str {
+    let Some(p) = &f.persisted else { return "-" };
+    match (
+        p.gpus.iter().find(|b| b.index == g.index),
+        migfleet_proto::PersistedGpu::of(g),
+    ) {
+        (None, _) => "-",
+        (Some(b), Some(live)) if *b == live => "same",
+        _ => "differs",
+    }
+}
+
+/// One row per GPU: host, index, model, MIG mode, what boot restores, instances.
 fn table(outcomes: &[(String, Outcome)]) -> String {
-    let mut rows: Vec<[String; 6]> = vec![[
+    let mut rows: Vec<[String; 7]> = vec![[
         "HOST".into(),
         "GPU".into(),
         "MODEL".into(),
         "MEMORY".into(),
         "MIG".into(),
+        "AT BOOT".into(),
         "INSTANCES".into(),
     ]];
     for (host, o) in outcomes {
@@ -83,11 +98,12 @@ fn table(outcomes: &[(String, Outcome)]) -> String {
                 g.model.clone().unwrap_or_else(|| g.name.clone()),
                 format!("{} MiB", g.memory_mib),
                 mig,
+                at_boot(&f, g).to_string(),
                 instances,
             ]);
         }
     }
-    let mut widths = [0usize; 6];
+    let mut widths = [0usize; 7];
     for r in &rows {
         for (i, c) in r.iter().enumerate() {
             widths[i] = widths[i].max(c.len());
@@ -99,7 +115,7 @@ fn table(outcomes: &[(String, Outcome)]) -> String {
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                if i == 5 {
+                if i == 6 {
                     c.clone()
                 } else {
                     format!("{c:<w$}", w = widths[i])
@@ -109,6 +125,6 @@ fn table(outcomes: &[(String, Outcome)]) -> String {
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
     }
-    out.push_str("(* = instance with processes)\n");
+    out.push_str("(* = instance with processes; AT BOOT: what mig.persist restores at boot, against the live state)\n");
     out
 }

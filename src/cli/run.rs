@@ -63,8 +63,34 @@ pub struct Args {
     /// policy it uses (found and compiled) and every mig-parted config; then stop.
     #[arg(long)]
     pub syntax_check: bool,
+    /// Where to write the hosts that failed, were unreachable or were interrupted, one per
+    /// line, for `--limit @FILE` (default: the playbook's name with `.retry`, beside it).
+    #[arg(long, value_name = "FILE", conflicts_with = "no_retry_file")]
+    pub retry_file: Option<PathBuf>,
+    /// Write no retry file.
+    #[arg(long)]
+    pub no_retry_file: bool,
     #[command(flatten)]
     pub fleet: FleetArgs,
+}
+
+/// `site.lua` -> `site.retry`, beside it.
+fn default_retry_file(playbook: &std::path::Path) -> PathBuf {
+    playbook.with_extension("retry")
+}
+
+/// Writes the hosts to run again (atomically: a temp file renamed over it). The file is
+/// left as it was when there are none.
+fn write_retry_file(path: &std::path::Path, hosts: &[String]) -> std::io::Result<()> {
+    let mut text = hosts.join("\n");
+    text.push('\n');
+    let mut tmp = path.as_os_str().to_os_string();
+    tmp.push(format!(".tmp.{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
 }
 
 fn extra_vars(items: &[String]) -> Result<Map<String, Value>, Failure> {
@@ -262,12 +288,42 @@ pub fn exec(args: Args, output: Output) -> Result<(), Failure> {
     };
     let stats: recap::Stats = finished.hosts.into_iter().collect();
     let code = recap::exit_code(&stats);
+    let mut again: Vec<String> = stats
+        .iter()
+        .filter(|(_, s)| s.failed > 0 || s.unreachable > 0)
+        .map(|(h, _)| h.clone())
+        .chain(finished.interrupted.iter().map(|(h, _)| h.clone()))
+        .collect();
+    again.sort();
+    again.dedup();
+    let retry = match (
+        &args.retry_file,
+        args.no_retry_file || args.check || again.is_empty(),
+    ) {
+        (_, true) => None,
+        (Some(p), false) => Some(p.clone()),
+        (None, false) => Some(default_retry_file(&args.playbook)),
+    };
+    let retry = retry.and_then(|p| match write_retry_file(&p, &again) {
+        Ok(()) => Some(p),
+        Err(e) => {
+            eprintln!("warning: cannot write the retry file {}: {e}", p.display());
+            None
+        }
+    });
     match output {
         Output::Text => {
             crate::outln!("")?;
             crate::out!("{}", recap::render(&stats))?;
             for (host, task) in &finished.interrupted {
                 crate::outln!("interrupted: {host} (before {task})")?;
+            }
+            if let Some(p) = &retry {
+                crate::outln!(
+                    "to retry the {} host(s) that did not finish: --limit @{}",
+                    again.len(),
+                    p.display()
+                )?;
             }
         }
         Output::Json => crate::report::print_json_line(&serde_json::json!({
@@ -277,6 +333,7 @@ pub fn exec(args: Args, output: Output) -> Result<(), Failure> {
             "interrupted": finished.interrupted.iter()
                 .map(|(host, task)| serde_json::json!({"host": host, "before": task}))
                 .collect::<Vec<_>>(),
+            "retry_file": retry.as_ref().map(|p| p.display().to_string()),
         }))?,
     }
     if !finished.interrupted.is_empty() {

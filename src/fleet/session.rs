@@ -279,6 +279,7 @@ fn reply_name(r: &Reply) -> &'static str {
         Reply::Restore { .. } => "restore",
         Reply::Reboot { .. } => "reboot",
         Reply::Lock { .. } => "lock",
+        Reply::Persist { .. } => "persist",
     }
 }
 

@@ -55,6 +55,8 @@ pub struct HostRun {
     projected: Option<Facts>,
     /// GPUs the host was rebooted for (pending MIG mode) in this run.
     rebooted_for_pending: Vec<u32>,
+    /// A `drain` ran and no `restore` since.
+    pub drained: bool,
     pub stats: HostStats,
     /// Set once the host failed or became unreachable: it takes no further part.
     pub down: Option<Down>,
@@ -74,6 +76,7 @@ impl HostRun {
             lua: None,
             projected: None,
             rebooted_for_pending: Vec::new(),
+            drained: false,
             stats: HostStats::default(),
             down: None,
         }
@@ -184,7 +187,12 @@ impl HostRun {
 
     /// Runs task `task` of play `play` (0-based) on this host and counts its result.
     pub async fn run_task(&mut self, world: &RunWorld, play: usize, task: usize) -> TaskResult {
-        let (result, lua_stuck) = self.task_result(world, play, task).await;
+        let (mut result, lua_stuck) = self.task_result(world, play, task, false).await;
+        if result.status == Status::Unreachable && self.drained {
+            result = result.hint(
+                "this host was drained and cannot be restored now: the units drain stopped stay stopped (the agent records them) until a restore{} task runs on it",
+            );
+        }
         if lua_stuck && let Some(l) = self.lua.take() {
             offload::abandon(l);
         }
@@ -199,12 +207,39 @@ impl HostRun {
         result
     }
 
-    /// The task's result, and whether the host's Lua got stuck doing it.
+    /// Runs the play's `restore` task `task` for a host that failed after a `drain`, as
+    /// Ansible's `always` would: its `when` is not asked, and the host stays failed.
+    pub async fn restore_on_the_way_out(
+        &mut self,
+        world: &RunWorld,
+        play: usize,
+        task: usize,
+    ) -> TaskResult {
+        let (mut result, lua_stuck) = self.task_result(world, play, task, true).await;
+        if lua_stuck && let Some(l) = self.lua.take() {
+            offload::abandon(l);
+        }
+        self.stats.add(result.status);
+        result.message = format!(
+            "on the way out (the host failed after drain): {}",
+            result.message
+        );
+        if result.status.is_failure() {
+            result = result.hint(
+                "the units drain stopped stay stopped (the agent records them): run a restore{} task on this host",
+            );
+        }
+        result
+    }
+
+    /// The task's result, and whether the host's Lua got stuck doing it. `forced`: the
+    /// task runs once, whatever its `when` says, even for a host that is down.
     async fn task_result(
         &mut self,
         world: &RunWorld,
         play: usize,
         task: usize,
+        forced: bool,
     ) -> (TaskResult, bool) {
         let (Some(session), Some((lua, plays))) = (self.session.as_mut(), self.lua.as_ref()) else {
             return (TaskResult::failed("the host's session is not open"), false);
@@ -236,8 +271,9 @@ impl HostRun {
             context: &world.context,
             events: &world.events,
             rebooted_for_pending: &mut self.rebooted_for_pending,
+            drained: &mut self.drained,
         };
-        if let Some(cond) = &t.when {
+        if let Some(cond) = t.when.as_ref().filter(|_| !forced) {
             let run = match cond {
                 Cond::Bool(b) => Ok(*b),
                 Cond::Function(f) => match host_value(&mut cx).await {
@@ -266,7 +302,7 @@ impl HostRun {
                 Err(l) => return lost(l),
             };
             r.attempts = attempts;
-            if r.status != Status::Failed || attempts > t.retries {
+            if r.status != Status::Failed || attempts > t.retries || forced {
                 if r.status == Status::Failed {
                     r.message = format!("{} ({}): {}", t.name, t.pos, r.message);
                 }

@@ -36,6 +36,7 @@ const PLAY_KEYS: &[&str] = &[
     "name",
     "serial",
     "max_fail_percentage",
+    "any_errors_fatal",
     "vars",
     "tasks",
 ];
@@ -326,6 +327,7 @@ impl Ctx<'_> {
         let mut hosts = None;
         let mut serial = Vec::new();
         let mut max_fail = None;
+        let mut any_errors_fatal = false;
         let mut vars = serde_json::Map::new();
         let mut tasks_t = None;
         for kv in t.pairs::<Value, Value>() {
@@ -354,6 +356,17 @@ impl Ctx<'_> {
                             ))
                         })?;
                     max_fail = Some(p);
+                }
+                "any_errors_fatal" => {
+                    any_errors_fatal = match v {
+                        Value::Boolean(b) => b,
+                        other => {
+                            return Err(bad(format!(
+                                "any_errors_fatal must be true or false, got {}",
+                                value_display(&other)
+                            )));
+                        }
+                    }
                 }
                 "vars" => {
                     vars = match v {
@@ -416,6 +429,7 @@ impl Ctx<'_> {
             hosts,
             serial,
             max_fail_percentage: max_fail,
+            any_errors_fatal,
             vars,
             tasks,
             pos,

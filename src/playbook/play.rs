@@ -39,6 +39,9 @@ pub struct Play {
     /// Batch sizes; empty = all hosts in one batch. The last entry repeats.
     pub serial: Vec<Serial>,
     pub max_fail_percentage: Option<f64>,
+    /// A failure of any host stops the play for every host once the task ends, and the
+    /// run (Ansible's `any_errors_fatal`).
+    pub any_errors_fatal: bool,
     pub vars: serde_json::Map<String, Value>,
     pub tasks: Vec<Task>,
     pub pos: SourcePos,

@@ -10,7 +10,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::host::{Down, HostRun, RunWorld};
-use super::play::Play;
+use super::modules::Module;
+use super::play::{Action, Play};
 use crate::fleet::executor::{self, batch_sizes, budget_spent};
 use crate::fleet::{Event, Fleet, Status};
 use crate::report::recap::HostStats;
@@ -146,7 +147,11 @@ pub async fn run(fleet: &Fleet, plan: Plan<'_>, world: Arc<RunWorld>) -> Finishe
                     },
                 )
                 .await;
+                let mut just_failed = Vec::new();
                 for (host, result) in results {
+                    if result.status == Status::Failed {
+                        just_failed.push(host.clone());
+                    }
                     events.send(Event::TaskResult {
                         host,
                         play: pi + 1,
@@ -155,11 +160,13 @@ pub async fn run(fleet: &Fleet, plan: Plan<'_>, world: Arc<RunWorld>) -> Finishe
                         result,
                     });
                 }
+                restore_on_the_way_out(&mut runs, &just_failed, &plan, pi, ti, fleet, &world).await;
                 // Ansible's linear strategy checks the budget after every task.
                 let failed = failed_in(&runs, &batch);
-                if play.max_fail_percentage.is_some()
-                    && failed < batch.len()
-                    && budget_spent(failed, batch.len(), play.max_fail_percentage)
+                if (play.any_errors_fatal && failed > 0)
+                    || (play.max_fail_percentage.is_some()
+                        && failed < batch.len()
+                        && budget_spent(failed, batch.len(), play.max_fail_percentage))
                 {
                     stopped = true;
                     break;
@@ -169,15 +176,20 @@ pub async fn run(fleet: &Fleet, plan: Plan<'_>, world: Arc<RunWorld>) -> Finishe
             if stopped || budget_spent(failed, size, play.max_fail_percentage) {
                 let not_run: Vec<String> = hosts[offset..].to_vec();
                 let later_plays = pi + 1 < plan.plays.len();
-                if !not_run.is_empty() || later_plays {
+                // Stopped mid-batch, the batch's other hosts skip their remaining tasks.
+                if !not_run.is_empty() || later_plays || stopped {
                     events.send(Event::Aborted {
                         reason: format!(
                             "{failed} of {size} hosts in batch {} of play {} failed{}{}",
                             bi + 1,
                             pi + 1,
-                            play.max_fail_percentage
-                                .map(|p| format!(" (max_fail_percentage {p})"))
-                                .unwrap_or_default(),
+                            if play.any_errors_fatal {
+                                " (any_errors_fatal)".to_string()
+                            } else {
+                                play.max_fail_percentage
+                                    .map(|p| format!(" (max_fail_percentage {p})"))
+                                    .unwrap_or_default()
+                            },
                             if later_plays {
                                 "; the plays after it do not run"
                             } else {
@@ -212,6 +224,56 @@ pub async fn run(fleet: &Fleet, plan: Plan<'_>, world: Arc<RunWorld>) -> Finishe
     Finished {
         hosts,
         interrupted: stopped_by_ctrl_c,
+    }
+}
+
+/// Hosts that failed task `ti` after a `drain` get the play's next `restore` task run
+/// at once, as Ansible's `always` would (unless the run is being interrupted): a failure
+/// never leaves a host silently drained.
+async fn restore_on_the_way_out(
+    runs: &mut HashMap<String, HostRun>,
+    failed: &[String],
+    plan: &Plan<'_>,
+    pi: usize,
+    ti: usize,
+    fleet: &Fleet,
+    world: &Arc<RunWorld>,
+) {
+    let play = &plan.plays[pi];
+    let Some(rti) = plan.tasks[pi]
+        .iter()
+        .copied()
+        .find(|&t| t > ti && matches!(&play.tasks[t].action, Action::Module(Module::Restore(_))))
+    else {
+        return;
+    };
+    let hosts: Vec<String> = failed
+        .iter()
+        .filter(|h| runs.get(*h).is_some_and(|r| r.drained))
+        .cloned()
+        .collect();
+    if hosts.is_empty() {
+        return;
+    }
+    let results = step(
+        runs,
+        &hosts,
+        fleet.forks,
+        world,
+        move |mut h, w| async move {
+            let r = h.restore_on_the_way_out(&w, pi, rti).await;
+            (h, r)
+        },
+    )
+    .await;
+    for (host, result) in results {
+        world.events.send(Event::TaskResult {
+            host,
+            play: pi + 1,
+            task: rti + 1,
+            name: play.tasks[rti].name.clone(),
+            result,
+        });
     }
 }
 

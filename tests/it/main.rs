@@ -28,6 +28,8 @@ mod lua_sandbox;
 mod probes;
 /// Reboot and resume; the host lock.
 mod reboot;
+/// Rolling safely: restore on the way out, any_errors_fatal, retry files.
+mod rolling;
 /// `migfleet run` against sshd test hosts with simulated GPUs.
 mod run_playbooks;
 /// What people read, as snapshots.

@@ -352,3 +352,106 @@ fn a_second_run_on_a_locked_host_waits_its_bound_and_names_the_holder() {
     assert_eq!(r.code, 0, "{}", r.shown);
     assert_eq!(lab.state(0)["gpus"][0]["mig_mode_current"], 1);
 }
+
+#[test]
+fn a_persisted_layout_is_restored_by_the_boot_unit_after_a_reboot() {
+    let lab = Lab::new("rbpersist", &[&[("H100-80GB", 2)]]);
+    let dir = lab.hosts[0].dir().to_path_buf();
+    let pb = lab.playbook(
+        "p.lua",
+        r#"return play { name = "p", hosts = "all", tasks = {
+            task { name = "MIG on", mig.mode{ enabled = true } },
+            task { name = "layout", mig.apply{ layout = "3g.40gb, 2g.20gb, 2x1g.10gb" } },
+            task { name = "persist", mig.persist{ units = { "gpu-app.service" } } },
+        } }"#,
+    );
+    let r = lab.run(&pb, &[]);
+    assert_eq!(r.code, 0, "{}", r.shown);
+    assert!(
+        r.recap(&lab.hosts[0].tag).contains("changed=3"),
+        "{}",
+        r.shown
+    );
+    let unit = std::fs::read_to_string(dir.join("systemd/migfleet-mig.service")).unwrap();
+    let agent = dir.join("etc-migfleet/migfleet-agent");
+    let target = dir.join("etc-migfleet/target.json");
+    assert!(
+        unit.contains(&format!(
+            "ExecStart={} --restore-mig {}",
+            agent.display(),
+            target.display()
+        )),
+        "{unit}"
+    );
+    assert!(unit.contains("Before=gpu-app.service"), "{unit}");
+    let log = std::fs::read_to_string(dir.join("systemctl.log")).unwrap();
+    assert!(
+        log.contains("daemon-reload") && log.contains("enable migfleet-mig.service"),
+        "{log}"
+    );
+    let facts = |lab: &Lab| {
+        let inv = lab.inventory.display().to_string();
+        let kh = lab.known_hosts.display().to_string();
+        migfleet(&["facts", "-i", &inv, "--known-hosts", &kh])
+    };
+    let f = facts(&lab);
+    assert_eq!(f.code, 0, "{}", f.shown);
+    assert_eq!(f.stdout.matches("  same  ").count(), 2, "{}", f.shown);
+
+    // The host reboots: Hopper loses MIG mode and every instance.
+    let sim = crate::support::built_bins().join("nvml-sim");
+    let st = std::process::Command::new(&sim)
+        .args(["reboot", "--state"])
+        .arg(dir.join("sim.json"))
+        .output()
+        .unwrap();
+    assert!(st.status.success());
+    assert_eq!(lab.state(0)["gpus"][0]["mig_mode_current"], 0);
+    let f = facts(&lab);
+    assert_eq!(f.stdout.matches("  differs  ").count(), 2, "{}", f.shown);
+    // What the unit runs at boot brings both back.
+    let out = std::process::Command::new(&agent)
+        .arg("--restore-mig")
+        .arg(&target)
+        .env("NVML_SIM_STATE", dir.join("sim.json"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = lab.state(0);
+    for gpu in 0..2 {
+        assert_eq!(s["gpus"][gpu]["mig_mode_current"], 1);
+        assert_eq!(profiles(&s, gpu), [9, 14, 19, 19]);
+    }
+    // Nothing to do on a rerun; then the restore is removed.
+    let r = lab.run(&pb, &[]);
+    assert_eq!(r.code, 0, "{}", r.shown);
+    assert!(
+        r.recap(&lab.hosts[0].tag).contains("changed=0"),
+        "{}",
+        r.shown
+    );
+    assert!(
+        r.stdout.contains("already persisted for boot: GPU 0-1"),
+        "{}",
+        r.shown
+    );
+    let pb = lab.playbook(
+        "absent.lua",
+        r#"return play { name = "p", hosts = "all", tasks = {
+            task { name = "forget", mig.persist{ state = "absent" } },
+        } }"#,
+    );
+    let r = lab.run(&pb, &[]);
+    assert_eq!(r.code, 0, "{}", r.shown);
+    assert!(
+        r.stdout.contains("removed the boot-time MIG restore"),
+        "{}",
+        r.shown
+    );
+    assert!(!target.exists() && !agent.exists());
+    assert!(!dir.join("systemd/migfleet-mig.service").exists());
+}

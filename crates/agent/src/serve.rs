@@ -229,6 +229,11 @@ impl Agent {
             Op::Restore { systemctl } => Ok(Reply::Restore {
                 started: ops::host::restore(systemctl.as_deref())?,
             }),
+            Op::Persist { target, systemctl } => {
+                let ctl = ops::host::systemctl_prefix(systemctl.as_deref());
+                let (changed, files) = ops::persist::persist(target.as_ref(), &ctl)?;
+                Ok(Reply::Persist { changed, files })
+            }
             Op::Reboot { .. } => Ok(Reply::Reboot {
                 boot_id: ops::hello::boot_id(),
             }),

@@ -126,6 +126,15 @@ pub enum Op {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         command: Option<Vec<String>>,
     },
+    /// Install (with `target`) or remove (without) what restores MIG mode and layouts at
+    /// boot: the target file, a copy of this agent beside it, and a systemd oneshot unit
+    /// that runs it before the GPU clients start; idempotent.
+    Persist {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<Persisted>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        systemctl: Option<Vec<String>>,
+    },
     /// Take the host's lock for the rest of this agent process, waiting at most `wait_s`
     /// for another session that holds it; `holder` says who we are to the one who waits.
     /// Operations that change the host take it themselves (without waiting) when the
@@ -229,6 +238,7 @@ impl Op {
             Op::Restore { .. } => "restore",
             Op::Reboot { .. } => "reboot",
             Op::Lock { .. } => "lock",
+            Op::Persist { .. } => "persist",
         }
     }
 
@@ -242,12 +252,13 @@ impl Op {
             | Op::ResetGpus { .. }
             | Op::Drain { .. }
             | Op::Restore { .. }
-            | Op::Reboot { .. } => true,
+            | Op::Reboot { .. }
+            | Op::Persist { .. } => true,
         }
     }
 
     /// Every op name, for error messages.
-    pub const NAMES: [&'static str; 9] = [
+    pub const NAMES: [&'static str; 10] = [
         "hello",
         "facts",
         "set_mig_mode",
@@ -257,7 +268,70 @@ impl Op {
         "restore",
         "reboot",
         "lock",
+        "persist",
     ];
+}
+
+/// What a host is restored to at boot (`persist`): per GPU its MIG mode and instances.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Persisted {
+    /// The NVML library to load at boot (the one this run used), if not the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nvml_lib: Option<String>,
+    /// Systemd units stopped before the restore (when it runs after they started) and
+    /// started after it; at boot they are ordered after it.
+    #[serde(default)]
+    pub units: Vec<String>,
+    pub gpus: Vec<PersistedGpu>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersistedGpu {
+    pub index: u32,
+    /// The GPU the layout belongs to: a GPU at this index with another UUID is left alone.
+    pub uuid: String,
+    pub mig_enabled: bool,
+    pub instances: Vec<WantedInstance>,
+}
+
+impl PersistedGpu {
+    /// A MIG-capable GPU's live state as a boot-time target: its mode and, with MIG on,
+    /// its instances by placement with their compute-instance sizes.
+    pub fn of(g: &GpuFacts) -> Option<PersistedGpu> {
+        let m = g.mig.as_ref()?;
+        let mut instances: Vec<&GpuInstance> = m.instances.iter().collect();
+        instances.sort_by_key(|i| i.start);
+        Some(PersistedGpu {
+            index: g.index,
+            uuid: g.uuid.clone(),
+            mig_enabled: m.current,
+            instances: if m.current {
+                instances
+                    .into_iter()
+                    .map(|i| WantedInstance {
+                        profile: i.profile.clone(),
+                        start: Some(i.start),
+                        cis: Some(i.cis.iter().map(|c| c.slices).collect()),
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
+        })
+    }
+}
+
+impl Persisted {
+    /// The host's live MIG state as a boot-time target.
+    pub fn of(facts: &Facts, nvml_lib: Option<String>, units: &[String]) -> Persisted {
+        Persisted {
+            nvml_lib,
+            units: units.to_vec(),
+            gpus: facts.gpus.iter().filter_map(PersistedGpu::of).collect(),
+        }
+    }
 }
 
 /// The wanted layout of one GPU.
@@ -325,6 +399,7 @@ pub enum Reply {
     Restore { started: Vec<String> },
     Reboot { boot_id: String },
     Lock { waited_ms: u64 },
+    Persist { changed: bool, files: Vec<String> },
 }
 
 /// A final failure. `kind` is stable for programs; `message` is for people and names the
@@ -373,6 +448,9 @@ pub struct Hello {
 pub struct Facts {
     pub driver_version: String,
     pub gpus: Vec<GpuFacts>,
+    /// What `persist` installed for boot, if anything (it may differ from the live state).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persisted: Option<Persisted>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -583,6 +661,13 @@ impl Op {
                 }
                 ("gpus", gpus.iter().map(|g| g.index).collect())
             }
+            Op::Persist { target, .. } => (
+                "target.gpus",
+                target
+                    .as_ref()
+                    .map(|t| t.gpus.iter().map(|g| g.index).collect())
+                    .unwrap_or_default(),
+            ),
             Op::Hello | Op::Facts | Op::Restore { .. } | Op::Reboot { .. } | Op::Lock { .. } => {
                 return Ok(());
             }
@@ -720,7 +805,7 @@ mod tests {
             decode_request(r#"{"id":4,"op":"format_disk"}"#).unwrap_err(),
             (
                 Some(4),
-                "unknown op `format_disk`; ops: hello, facts, set_mig_mode, reset_gpus, apply, drain, restore, reboot, lock".to_string()
+                "unknown op `format_disk`; ops: hello, facts, set_mig_mode, reset_gpus, apply, drain, restore, reboot, lock, persist".to_string()
             )
         );
         let (id, msg) = decode_request("{not json").unwrap_err();

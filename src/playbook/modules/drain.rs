@@ -80,6 +80,8 @@ impl Drain {
                 "check mode: would {units}wait for GPU processes to end"
             )));
         }
+        // From here on units may be stopped: the host counts as drained until `restore`.
+        *cx.drained = true;
         let op = Op::Drain {
             units: self.units.clone(),
             gpus: self.gpus.clone().unwrap_or_default(),

@@ -12,6 +12,7 @@ mod drain;
 mod mig_apply;
 mod mig_assert;
 mod mig_mode;
+mod mig_persist;
 pub mod reboot;
 mod restore;
 pub mod target;
@@ -33,6 +34,7 @@ pub enum ModuleName {
     MigMode,
     MigApply,
     MigAssert,
+    MigPersist,
     Drain,
     Restore,
     Command,
@@ -40,10 +42,11 @@ pub enum ModuleName {
 }
 
 impl ModuleName {
-    pub const ALL: [ModuleName; 7] = [
+    pub const ALL: [ModuleName; 8] = [
         ModuleName::MigMode,
         ModuleName::MigApply,
         ModuleName::MigAssert,
+        ModuleName::MigPersist,
         ModuleName::Drain,
         ModuleName::Restore,
         ModuleName::Command,
@@ -56,6 +59,7 @@ impl ModuleName {
             ModuleName::MigMode => "mig.mode",
             ModuleName::MigApply => "mig.apply",
             ModuleName::MigAssert => "mig.assert",
+            ModuleName::MigPersist => "mig.persist",
             ModuleName::Drain => "drain",
             ModuleName::Restore => "restore",
             ModuleName::Command => "command",
@@ -73,6 +77,7 @@ impl ModuleName {
             ModuleName::MigMode => mig_mode::KEYS,
             ModuleName::MigApply => mig_apply::KEYS,
             ModuleName::MigAssert => mig_assert::KEYS,
+            ModuleName::MigPersist => mig_persist::KEYS,
             ModuleName::Drain => drain::KEYS,
             ModuleName::Restore => restore::KEYS,
             ModuleName::Command => command::KEYS,
@@ -87,6 +92,7 @@ pub enum Module {
     MigMode(mig_mode::MigMode),
     MigApply(mig_apply::MigApply),
     MigAssert(mig_assert::MigAssert),
+    MigPersist(mig_persist::MigPersist),
     Drain(drain::Drain),
     Restore(restore::Restore),
     Command(command::Command),
@@ -99,6 +105,7 @@ impl Module {
             Module::MigMode(_) => ModuleName::MigMode,
             Module::MigApply(_) => ModuleName::MigApply,
             Module::MigAssert(_) => ModuleName::MigAssert,
+            Module::MigPersist(_) => ModuleName::MigPersist,
             Module::Drain(_) => ModuleName::Drain,
             Module::Restore(_) => ModuleName::Restore,
             Module::Command(_) => ModuleName::Command,
@@ -118,6 +125,7 @@ impl Module {
             ModuleName::MigMode => Module::MigMode(mig_mode::MigMode::parse(&a)?),
             ModuleName::MigApply => Module::MigApply(mig_apply::MigApply::parse(&a)?),
             ModuleName::MigAssert => Module::MigAssert(mig_assert::MigAssert::parse(&a)?),
+            ModuleName::MigPersist => Module::MigPersist(mig_persist::MigPersist::parse(&a)?),
             ModuleName::Drain => Module::Drain(drain::Drain::parse(&a)?),
             ModuleName::Restore => Module::Restore(restore::Restore::parse(&a)?),
             ModuleName::Command => Module::Command(command::Command::parse(&a)?),
@@ -131,6 +139,7 @@ impl Module {
             Module::MigMode(m) => m.run(cx).await,
             Module::MigApply(m) => m.run(cx).await,
             Module::MigAssert(m) => m.run(cx).await,
+            Module::MigPersist(m) => m.run(cx).await,
             Module::Drain(m) => m.run(cx).await,
             Module::Restore(m) => m.run(cx).await,
             Module::Command(m) => m.run(cx).await,
@@ -198,6 +207,8 @@ pub struct TaskCx<'a> {
     /// GPUs this run already rebooted the host for, because their MIG mode was pending:
     /// a reboot-loop guard (the host is never rebooted twice for that).
     pub rebooted_for_pending: &'a mut Vec<u32>,
+    /// A `drain` ran on the host and no `restore` since: units it stopped may be down.
+    pub drained: &'a mut bool,
 }
 
 /// A failed agent call, sorted: the agent refused (the task fails, the host goes on) or

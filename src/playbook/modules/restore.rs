@@ -33,12 +33,16 @@ impl Restore {
         };
         match cx.call(op, None).await {
             Ok(Reply::Restore { started }) if started.is_empty() => {
+                *cx.drained = false;
                 Ok(TaskResult::ok("nothing to start"))
             }
-            Ok(Reply::Restore { started }) => Ok(TaskResult::changed(format!(
-                "started {}",
-                started.join(", ")
-            ))),
+            Ok(Reply::Restore { started }) => {
+                *cx.drained = false;
+                Ok(TaskResult::changed(format!(
+                    "started {}",
+                    started.join(", ")
+                )))
+            }
             Ok(_) => Ok(TaskResult::failed(
                 "restore: unexpected reply from the agent",
             )),

@@ -18,6 +18,7 @@ pub fn facts(session: &Session) -> Result<proto::Facts> {
     Ok(proto::Facts {
         driver_version,
         gpus,
+        persisted: super::persist::read_target()?,
     })
 }
 

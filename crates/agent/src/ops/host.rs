@@ -19,6 +19,11 @@ pub fn state_dir() -> PathBuf {
         .map_or_else(|| PathBuf::from("/var/lib/migfleet"), PathBuf::from)
 }
 
+/// The systemctl argv prefix alone (see [`systemctl`]).
+pub fn systemctl_prefix(prefix: Option<&[String]>) -> Vec<String> {
+    systemctl(prefix, &[])
+}
+
 /// The systemctl argv prefix: the request's, else `MIGFLEET_SYSTEMCTL` (whitespace-split;
 /// set through the inventory's `migfleet_agent_env`, e.g. for hosts without systemd),
 /// else `systemctl`.
@@ -39,7 +44,7 @@ fn systemctl(prefix: Option<&[String]>, args: &[&str]) -> Vec<String> {
 
 /// Unit names are passed as argv to systemctl; still refuse ones that could be read as an
 /// option or hold odd characters, so a typo cannot become a different command.
-fn check_unit(unit: &str) -> Result<()> {
+pub fn check_unit(unit: &str) -> Result<()> {
     let ok = !unit.is_empty()
         && !unit.starts_with('-')
         && unit

@@ -8,6 +8,7 @@ pub mod hello;
 pub mod host;
 pub mod lock;
 pub mod mode;
+pub mod persist;
 
 use crate::error::{AgentError, Result};
 use migfleet_proto::ErrorKind;
