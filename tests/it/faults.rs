@@ -272,28 +272,9 @@ fn processes_that_do_not_exit_on_drain_are_named_and_nothing_is_destroyed() {
 #[test]
 fn the_agent_killed_mid_apply_fails_its_host_and_a_rerun_converges_with_the_busy_instance_intact() {
     let lab = Lab::new("fkill", 2);
-    let pb = lab.playbook(LAYOUT);
-    assert_eq!(lab.run(&pb).code, 0);
     // GPU 0 of host 0 is in use; GPU 1 gets a new layout, on host 0 slowly (a slow
     // driver, so that the kill lands in the middle).
-    let (gi, ci) = lab.busy(0, 0, 4343);
-    lab.edit_inventory(|t| {
-        let at = t.find(&format!("    {}:\n", lab.hosts[0].tag)).unwrap();
-        let (head, tail) = t.split_at(at);
-        format!(
-            "{head}{}",
-            tail.replacen(
-                "{NVML_SIM_STATE:",
-                "{NVML_SIM_WRITE_DELAY_MS: 100, NVML_SIM_STATE:",
-                1
-            )
-        )
-    });
-    let pb = lab.playbook(
-        r#"return play { name = "p", hosts = "all", tasks = {
-            task { name = "layout", mig.apply{ layout = { ["H100-80GB"] = "7x1g.10gb" }, gpus = {1} } },
-        } }"#,
-    );
+    let ((gi, ci), pb) = slow_host_with_a_busy_instance(&lab);
     let run = lab.spawn(&pb);
     // Kill host 0's agent once GPU 1's new layout is under way.
     let creates = lab.calls(0, "CreateGpuInstance");
@@ -415,4 +396,94 @@ fn a_connection_cut_mid_run_behind_100ms_of_latency_fails_that_host_alone() {
     assert_eq!(r.code, 0, "{}", r.shown);
     assert_eq!(profiles(&lab.state(1), 0), WANT);
     assert_eq!(profiles(&lab.state(1), 1), WANT);
+}
+
+/// Host 0 of `lab` gets a slow driver (each NVML change takes 100 ms), GPU 0 of it an
+/// instance in use; returns that instance and the playbook that re-partitions GPU 1.
+fn slow_host_with_a_busy_instance(lab: &Lab) -> ((u64, u64), String) {
+    let pb = lab.playbook(LAYOUT);
+    let r = lab.run(&pb);
+    assert_eq!(r.code, 0, "{}", r.shown);
+    let busy = lab.busy(0, 0, 4545);
+    lab.edit_inventory(|t| {
+        let at = t.find(&format!("    {}:\n", lab.hosts[0].tag)).unwrap();
+        let (head, tail) = t.split_at(at);
+        format!(
+            "{head}{}",
+            tail.replacen(
+                "{NVML_SIM_STATE:",
+                "{NVML_SIM_WRITE_DELAY_MS: 100, NVML_SIM_STATE:",
+                1
+            )
+        )
+    });
+    let pb = lab.playbook(
+        r#"return play { name = "p", hosts = "all", tasks = {
+            task { name = "layout", mig.apply{ layout = "7x1g.10gb", gpus = {1} } },
+        } }"#,
+    );
+    (busy, pb)
+}
+
+#[test]
+fn sshd_killed_mid_apply_makes_its_host_unreachable_and_a_rerun_converges() {
+    let mut lab = Lab::new("fsshd", 1);
+    let ((gi, ci), pb) = slow_host_with_a_busy_instance(&lab);
+    let run = lab.spawn(&pb);
+    let creates = lab.calls(0, "CreateGpuInstance");
+    wait_for("the apply to start creating", || {
+        lab.calls(0, "CreateGpuInstance") > creates
+    });
+    // sshd and every connection it holds go; the agent loses its controller.
+    let listener: i32 = std::fs::read_to_string(lab.hosts[0].dir().join("listener.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let _ = Command::new("pkill")
+        .args(["-KILL", "-P", &listener.to_string()])
+        .status();
+    lab.hosts[0].stop();
+    let out = run.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(4), "{stdout}");
+    assert!(stdout.contains("unreachable=1"), "{stdout}");
+    assert!(
+        has_instance(&lab.state(0), 0, gi, ci),
+        "the busy instance was destroyed"
+    );
+    lab.hosts[0].restart();
+    let r = lab.run(&pb);
+    assert_eq!(r.code, 0, "{}", r.shown);
+    let s = lab.state(0);
+    assert_eq!(profiles(&s, 1), [19; 7], "{}", r.shown);
+    assert!(has_instance(&s, 0, gi, ci));
+}
+
+#[test]
+fn the_controller_killed_mid_apply_then_a_rerun_converges_with_the_busy_instance_intact() {
+    let lab = Lab::new("fctl", 1);
+    let ((gi, ci), pb) = slow_host_with_a_busy_instance(&lab);
+    let mut run = lab.spawn(&pb);
+    let creates = lab.calls(0, "CreateGpuInstance");
+    wait_for("the apply to start creating", || {
+        lab.calls(0, "CreateGpuInstance") > creates
+    });
+    run.kill().unwrap();
+    run.wait().unwrap();
+    // The rerun waits for the orphaned agent's lock, if it still holds it, then converges.
+    let r = lab.run(&pb);
+    assert_eq!(r.code, 0, "{}", r.shown);
+    let s = lab.state(0);
+    assert_eq!(profiles(&s, 1), [19; 7], "{}", r.shown);
+    assert!(
+        has_instance(&s, 0, gi, ci),
+        "the busy instance was destroyed"
+    );
+    for g in s["gpus"][1]["gpu_instances"].as_array().unwrap() {
+        assert!(
+            !g["compute_instances"].as_array().unwrap().is_empty(),
+            "{s}"
+        );
+    }
 }

@@ -339,6 +339,7 @@ fn a_second_run_on_a_locked_host_waits_its_bound_and_names_the_holder() {
         "{}",
         r.shown
     );
+    assert!(r.stdout.contains("waited 1 s"), "{}", r.shown);
     assert!(
         r.stdout.contains(&format!("(pid {})", first.id())),
         "the holder is not named: {}",

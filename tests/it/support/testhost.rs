@@ -290,6 +290,12 @@ AcceptEnv LANG LC_*\nSubsystem sftp internal-sftp\n",
         }
     }
 
+    /// Starts sshd again on the same address, port and key (after `stop`).
+    pub fn restart(&mut self) {
+        self.stop();
+        self.launch();
+    }
+
     /// Restarts on the same address and port with a NEW host key.
     pub fn restart_with_new_key(&mut self) {
         self.stop();
