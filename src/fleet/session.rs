@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// What every host's session shares: loaded once per run.
+#[derive(Clone)]
 pub struct Context {
     pub ssh: SshOptions,
     pub known_hosts: Arc<KnownHosts>,

@@ -456,3 +456,37 @@ fn a_persisted_layout_is_restored_by_the_boot_unit_after_a_reboot() {
     assert!(!target.exists() && !agent.exists());
     assert!(!dir.join("systemd/migfleet-mig.service").exists());
 }
+
+#[test]
+fn a_reboot_nobody_asked_for_in_so_many_words_waits_for_the_gpus_to_be_drained() {
+    let lab = Lab::new("rbbusy", &[&[("A100-40GB", 2)]]);
+    lab.forbid_resets();
+    let st = std::process::Command::new(crate::support::built_bins().join("nvml-sim"))
+        .args([
+            "process", "add", "--gpu", "1", "--pid", "7777", "--mem", "100", "--state",
+        ])
+        .arg(lab.hosts[0].dir().join("sim.json"))
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let pb = lab.playbook("partition.lua", PARTITION);
+    let r = lab.run(&pb, &["--check"]);
+    assert!(
+        r.stdout.contains("processes use GPU 1; drain first"),
+        "{}",
+        r.shown
+    );
+    let r = lab.run(&pb, &[]);
+    assert_eq!(r.code, 2, "{}", r.shown);
+    assert!(
+        r.stdout
+            .contains("not rebooting the host while processes use its GPUs: 7777 (GPU 1)"),
+        "{}",
+        r.shown
+    );
+    assert_eq!(lab.sim(0).reboots(), 0);
+}

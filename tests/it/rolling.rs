@@ -149,3 +149,21 @@ fn without_any_errors_fatal_the_others_go_on() {
         r.shown
     );
 }
+
+#[test]
+fn reboot_refuses_a_host_reached_locally() {
+    let (dir, inv) = fleet("rollrebootlocal", 1);
+    let r = run(
+        dir.path(),
+        &inv,
+        r#"return { hosts = "all", tasks = { { name = "reboot", reboot{} } } }"#,
+        &[],
+    );
+    assert_eq!(r.code, 2, "{}", r.shown);
+    assert!(
+        r.stdout.contains("reached with ansible_connection: local"),
+        "{}",
+        r.shown
+    );
+    assert!(!dir.path().join("n0").join("reboot.log").exists());
+}

@@ -312,6 +312,40 @@ async fn reboot_for_pending(
         }
         return Ok(());
     }
+    // A reboot nobody asked for in so many words must not kill work: GPU processes
+    // anywhere on the host hold it off (a drain{} task first stops them).
+    let facts = cx.real_facts().await?;
+    let users: Vec<String> = facts
+        .gpus
+        .iter()
+        .flat_map(|g| {
+            let in_instances = g.mig.iter().flat_map(|m| {
+                m.instances
+                    .iter()
+                    .flat_map(|i| i.cis.iter().flat_map(|c| c.processes.iter()))
+            });
+            g.processes
+                .iter()
+                .chain(in_instances)
+                .map(move |p| format!("{} (GPU {})", p.pid, g.index))
+        })
+        .collect();
+    let refused = super::reboot::refuse_local(cx).or_else(|| {
+        (!users.is_empty()).then(|| {
+            format!(
+                "not rebooting the host while processes use its GPUs: {}; drain first",
+                users.join(", ")
+            )
+        })
+    });
+    if let Some(why) = refused {
+        for i in &gpus {
+            if let Some(r) = results.get_mut(i) {
+                r.error = Some(format!("MIG mode is still pending, and {why}"));
+            }
+        }
+        return Ok(());
+    }
     *cx.rebooted_for_pending = gpus.clone();
     let opts = super::reboot::Reboot {
         timeout,
@@ -466,6 +500,13 @@ fn check_switch(
         let reset = needs_reset(g) && m.current != *want;
         let reboot_ok = matches!(opts.reboot, RebootWhen::IfNeeded(_));
         if reset && reboot_ok && (!opts.reset || has_processes(g)) {
+            if let Some(busy) = facts.gpus.iter().find(|g| has_processes(g)) {
+                r.error = Some(format!(
+                    "MIG mode would stay pending: the host would need a reboot, and processes use GPU {}; drain first",
+                    busy.index
+                ));
+                continue;
+            }
             r.changed = true;
             r.mode = Some(ModeChange {
                 before: m.current,

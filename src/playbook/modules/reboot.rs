@@ -16,6 +16,7 @@ use migfleet_proto::{Facts, OnBusy, Op, Reply};
 use super::{Args, CallFailure, Lost, TaskCx};
 use crate::fleet::TaskResult;
 use crate::fleet::session::{self, Opening};
+use crate::inventory::ConnectionKind;
 use crate::report::text::ranges;
 
 pub const KEYS: &[&str] = &["timeout", "connect_timeout", "pre_delay", "post_delay"];
@@ -23,7 +24,7 @@ pub const KEYS: &[&str] = &["timeout", "connect_timeout", "pre_delay", "post_del
 /// Ansible's `reboot_timeout` default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// How long one reconnection attempt may take by default (SSH, agent start, hello).
+/// How long one attempt to reach the host may take by default (TCP and SSH handshake).
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The longest pause between two reconnection attempts.
@@ -33,7 +34,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 pub struct Reboot {
     /// How long the host may take to come back (from the reboot command to a new boot id).
     pub timeout: Duration,
-    /// How long one attempt to reach it may take.
+    /// How long one attempt to reach it (TCP and the SSH handshake) may take.
     pub connect_timeout: Duration,
     pub pre_delay: Duration,
     pub post_delay: Duration,
@@ -94,6 +95,9 @@ impl Reboot {
     }
 
     pub async fn run(&self, cx: &mut TaskCx<'_>) -> Result<TaskResult, Lost> {
+        if let Some(refused) = refuse_local(cx) {
+            return Ok(TaskResult::failed(refused));
+        }
         if cx.check {
             return Ok(TaskResult::changed("check mode: would reboot the host"));
         }
@@ -104,6 +108,14 @@ impl Reboot {
             Err(RebootFailure::Lost(l)) => Err(l),
         }
     }
+}
+
+/// A host reached as `ansible_connection: local` is the machine migfleet runs on:
+/// rebooting it would end the run (Ansible's `reboot` refuses it too).
+pub fn refuse_local(cx: &TaskCx<'_>) -> Option<String> {
+    (cx.conn.kind == ConnectionKind::Local).then(|| {
+        "reboot: this host is reached with ansible_connection: local, so rebooting it would reboot the machine migfleet runs on; refusing".to_string()
+    })
 }
 
 /// GPUs with MIG on whose generation loses it at boot (Hopper and later).
@@ -158,6 +170,10 @@ pub async fn reboot(cx: &mut TaskCx<'_>, opts: &Reboot) -> Result<Rebooted, Rebo
     }
     cx.session.close().await;
     let deadline = started + opts.timeout;
+    // `connect_timeout` bounds reaching the host (TCP and the SSH handshake); starting the
+    // agent (an upload, if the boot took it) has the rest of `timeout`.
+    let mut context = cx.context.clone();
+    context.ssh.connect_timeout = opts.connect_timeout;
     let mut backoff = Duration::from_millis(250);
     let mut attempts = 0u32;
     let mut last = String::from("no attempt yet");
@@ -180,8 +196,8 @@ pub async fn reboot(cx: &mut TaskCx<'_>, opts: &Reboot) -> Result<Rebooted, Rebo
                 left.as_secs()
             ),
         );
-        let attempt = session::open(cx.conn, cx.context, Opening::Facts, cx.events.clone());
-        match tokio::time::timeout(opts.connect_timeout.min(left), attempt).await {
+        let attempt = session::open(cx.conn, &context, Opening::Facts, cx.events.clone());
+        match tokio::time::timeout(left, attempt).await {
             Ok(Ok(s)) if s.hello.boot_id != old_boot => break s,
             Ok(Ok(mut s)) => {
                 last = "the host answered with its old boot id (not rebooted yet)".into();
@@ -194,12 +210,7 @@ pub async fn reboot(cx: &mut TaskCx<'_>, opts: &Reboot) -> Result<Rebooted, Rebo
                 )));
             }
             Ok(Err(e)) => last = e.message,
-            Err(_) => {
-                last = format!(
-                    "no answer within connect_timeout {} s",
-                    opts.connect_timeout.as_secs()
-                )
-            }
+            Err(_) => last = "the host was still starting when the time was up".into(),
         }
         let pause = backoff.min(deadline.saturating_duration_since(Instant::now()));
         tokio::time::sleep(pause).await;
