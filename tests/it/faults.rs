@@ -2,20 +2,13 @@
 //! asserts what the host is left with — no instance in use destroyed, every GPU in a
 //! state the next run starts from — and that a rerun converges.
 
+use crate::support::lab::{Lab, has_instance, profiles, recap_of, wait_for};
 use crate::support::proxy::Proxy;
-use crate::support::sim::{SimHost, write_inventory};
-use crate::support::testhost::{TestHost, write_known_hosts};
-use crate::support::{Run, built_bins, migfleet};
-use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-struct Lab {
-    hosts: Vec<TestHost>,
-    inventory: PathBuf,
-    known_hosts: PathBuf,
-}
+const H100: &[(&str, u32)] = &[("H100-80GB", 2)];
 
 const LAYOUT: &str = r#"
 return play { name = "p", hosts = "all", tasks = {
@@ -26,148 +19,6 @@ return play { name = "p", hosts = "all", tasks = {
 
 // H100-80GB profile ids: 3g.40gb 9, 2g.20gb 14, 1g.10gb 19.
 const WANT: [u64; 4] = [9, 14, 19, 19];
-
-impl Lab {
-    fn new(tag: &str, n: usize) -> Lab {
-        let hosts: Vec<TestHost> = (0..n)
-            .map(|i| TestHost::start(&format!("{tag}{i}")))
-            .collect();
-        let sims: Vec<SimHost> = hosts
-            .iter()
-            .map(|h| SimHost::ssh(h, &[("H100-80GB", 2)]))
-            .collect();
-        let inventory = write_inventory(&hosts[0].dir().join("inventory.yml"), &sims);
-        let known_hosts = write_known_hosts(&hosts[0].dir().join("known_hosts"), hosts.iter());
-        Lab {
-            hosts,
-            inventory,
-            known_hosts,
-        }
-    }
-
-    fn edit_inventory(&self, f: impl FnOnce(String) -> String) {
-        let text = std::fs::read_to_string(&self.inventory).unwrap();
-        std::fs::write(&self.inventory, f(text)).unwrap();
-    }
-
-    fn playbook(&self, body: &str) -> String {
-        let p = self.hosts[0].dir().join("p.lua");
-        std::fs::write(&p, body).unwrap();
-        p.display().to_string()
-    }
-
-    fn args(&self, playbook: &str) -> Vec<String> {
-        vec![
-            "run".into(),
-            playbook.into(),
-            "-i".into(),
-            self.inventory.display().to_string(),
-            "--known-hosts".into(),
-            self.known_hosts.display().to_string(),
-        ]
-    }
-
-    fn run(&self, playbook: &str) -> Run {
-        migfleet(&self.args(playbook))
-    }
-
-    fn spawn(&self, playbook: &str) -> std::process::Child {
-        Command::new(env!("CARGO_BIN_EXE_migfleet"))
-            .args(self.args(playbook))
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-    }
-
-    fn state(&self, host: usize) -> Value {
-        let p = self.hosts[host].dir().join("sim.json");
-        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
-    }
-
-    fn sim(&self, host: usize, args: &[&str]) {
-        let out = Command::new(built_bins().join("nvml-sim"))
-            .args(args)
-            .arg("--state")
-            .arg(self.hosts[host].dir().join("sim.json"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "nvml-sim {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// Puts process `pid` on the first instance of `gpu`.
-    fn busy(&self, host: usize, gpu: usize, pid: u32) -> (u64, u64) {
-        let gi = &self.state(host)["gpus"][gpu]["gpu_instances"][0];
-        let (g, c) = (
-            gi["id"].as_u64().unwrap(),
-            gi["compute_instances"][0]["id"].as_u64().unwrap(),
-        );
-        let (gpu, g_s, c_s, pid) = (
-            gpu.to_string(),
-            g.to_string(),
-            c.to_string(),
-            pid.to_string(),
-        );
-        self.sim(
-            host,
-            &[
-                "process", "add", "--gpu", &gpu, "--gi", &g_s, "--ci", &c_s, "--pid", &pid,
-                "--mem", "1000",
-            ],
-        );
-        (g, c)
-    }
-
-    /// NVML calls of `host` whose name contains `what`.
-    fn calls(&self, host: usize, what: &str) -> usize {
-        std::fs::read_to_string(self.hosts[host].dir().join("sim.json.calls"))
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains(what))
-            .count()
-    }
-}
-
-/// Driver profile ids of a GPU's instances, sorted.
-fn profiles(state: &Value, gpu: usize) -> Vec<u64> {
-    let mut v: Vec<u64> = state["gpus"][gpu]["gpu_instances"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["profile_id"].as_u64().unwrap())
-        .collect();
-    v.sort();
-    v
-}
-
-/// Whether GPU instance `gi` of `gpu` still exists with compute instance `ci`.
-fn has_instance(state: &Value, gpu: usize, gi: u64, ci: u64) -> bool {
-    state["gpus"][gpu]["gpu_instances"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|i| {
-            i["id"] == gi
-                && i["compute_instances"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|c| c["id"] == ci)
-        })
-}
-
-/// Waits (bounded) until `cond` holds.
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// Processes whose environment names this host's simulator state: its agents (however
 /// they were started: the agent may run from an open file descriptor).
@@ -191,9 +42,9 @@ fn agents_of(dir: &Path) -> Vec<i32> {
 
 #[test]
 fn an_nvml_error_at_the_fifth_create_names_host_and_gpu_and_a_rerun_converges() {
-    let lab = Lab::new("fnvml", 1);
+    let lab = Lab::new("fnvml", &[H100]);
     // The first four GPU instance creates succeed (GPU 0's layout), the fifth fails.
-    lab.sim(
+    lab.nvml_sim(
         0,
         &[
             "inject",
@@ -205,8 +56,8 @@ fn an_nvml_error_at_the_fifth_create_names_host_and_gpu_and_a_rerun_converges() 
             "4",
         ],
     );
-    let pb = lab.playbook(LAYOUT);
-    let r = lab.run(&pb);
+    let pb = lab.playbook("p.lua", LAYOUT);
+    let r = lab.run(&pb, &[]);
     assert_eq!(r.code, 2, "{}", r.shown);
     let host = &lab.hosts[0].tag;
     assert!(
@@ -236,7 +87,7 @@ fn an_nvml_error_at_the_fifth_create_names_host_and_gpu_and_a_rerun_converges() 
             "a GPU instance without its compute instance was left: {s}"
         );
     }
-    let r = lab.run(&pb);
+    let r = lab.run(&pb, &[]);
     assert_eq!(r.code, 0, "{}", r.shown);
     let s = lab.state(0);
     assert_eq!(profiles(&s, 0), WANT);
@@ -245,18 +96,19 @@ fn an_nvml_error_at_the_fifth_create_names_host_and_gpu_and_a_rerun_converges() 
 
 #[test]
 fn processes_that_do_not_exit_on_drain_are_named_and_nothing_is_destroyed() {
-    let lab = Lab::new("fdrain", 1);
-    let pb = lab.playbook(LAYOUT);
-    assert_eq!(lab.run(&pb).code, 0);
+    let lab = Lab::new("fdrain", &[H100]);
+    let pb = lab.playbook("p.lua", LAYOUT);
+    assert_eq!(lab.run(&pb, &[]).code, 0);
     let (gi, ci) = lab.busy(0, 0, 4242);
     let before = lab.state(0);
     let pb = lab.playbook(
+        "p.lua",
         r#"return play { name = "p", hosts = "all", tasks = {
             task { name = "drain", drain{ gpus = {0}, timeout = 1 } },
             task { name = "layout", mig.apply{ layout = "7g.80gb", allow_destroy_in_use = true } },
         } }"#,
     );
-    let r = lab.run(&pb);
+    let r = lab.run(&pb, &[]);
     assert_eq!(r.code, 2, "{}", r.shown);
     assert!(
         r.stdout.contains("4242"),
@@ -271,7 +123,7 @@ fn processes_that_do_not_exit_on_drain_are_named_and_nothing_is_destroyed() {
 
 #[test]
 fn the_agent_killed_mid_apply_fails_its_host_and_a_rerun_converges_with_the_busy_instance_intact() {
-    let lab = Lab::new("fkill", 2);
+    let lab = Lab::new("fkill", &[H100, H100]);
     // GPU 0 of host 0 is in use; GPU 1 gets a new layout, on host 0 slowly (a slow
     // driver, so that the kill lands in the middle).
     let ((gi, ci), pb) = slow_host_with_a_busy_instance(&lab);
@@ -289,13 +141,7 @@ fn the_agent_killed_mid_apply_fails_its_host_and_a_rerun_converges_with_the_busy
     let out = run.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_ne!(out.status.code(), Some(0), "{stdout}");
-    let recap = |h: &str| {
-        stdout
-            .lines()
-            .find(|l| l.starts_with(&format!("{h} ")))
-            .unwrap_or_default()
-            .to_string()
-    };
+    let recap = |h: &str| recap_of(&stdout, h);
     let killed = recap(&lab.hosts[0].tag);
     assert!(
         killed.contains("failed=1") || killed.contains("unreachable=1"),
@@ -307,7 +153,7 @@ fn the_agent_killed_mid_apply_fails_its_host_and_a_rerun_converges_with_the_busy
         has_instance(&s, 0, gi, ci),
         "the busy instance was destroyed"
     );
-    let r = lab.run(&pb);
+    let r = lab.run(&pb, &[]);
     assert_eq!(r.code, 0, "{}", r.shown);
     let s = lab.state(0);
     assert_eq!(profiles(&s, 1), [19; 7], "{}", r.shown);
@@ -316,26 +162,13 @@ fn the_agent_killed_mid_apply_fails_its_host_and_a_rerun_converges_with_the_busy
 
 #[test]
 fn a_connection_cut_mid_run_behind_100ms_of_latency_fails_that_host_alone() {
-    let lab = Lab::new("fcut", 2);
+    let lab = Lab::new("fcut", &[H100, H100]);
     let target = format!("{}:{}", lab.hosts[1].address, lab.hosts[1].port);
     let proxy = Proxy::start(&lab.hosts[1].address, &target, Duration::from_millis(100));
     // Host 1 is reached through the proxy.
-    lab.edit_inventory(|t| {
-        t.replace(
-            &format!("ansible_port: {}\n", lab.hosts[1].port),
-            &format!("ansible_port: {}\n", proxy.port),
-        )
-    });
-    let mut kh = std::fs::read_to_string(&lab.known_hosts).unwrap();
-    kh.push_str(&format!(
-        "[{}]:{} {}\n",
-        proxy.address,
-        proxy.port,
-        lab.hosts[1].host_key()
-    ));
-    std::fs::write(&lab.known_hosts, kh).unwrap();
+    lab.reach_at(1, proxy.port);
     let marker = lab.hosts[1].dir().join("in-the-middle");
-    let pb = lab.playbook(&format!(
+    let pb = lab.playbook("p.lua", &format!(
         r#"return play {{ name = "p", hosts = "all", tasks = {{
             task {{ name = "MIG on", mig.mode{{ enabled = true }} }},
             task {{ name = "middle", when = function(h) return h.host == "{slow}" end,
@@ -352,13 +185,7 @@ fn a_connection_cut_mid_run_behind_100ms_of_latency_fails_that_host_alone() {
     let out = run.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(4), "{stdout}");
-    let line = |h: &str| {
-        stdout
-            .lines()
-            .find(|l| l.starts_with(&format!("{h} ")))
-            .unwrap_or_default()
-            .to_string()
-    };
+    let line = |h: &str| recap_of(&stdout, h);
     assert!(
         line(&lab.hosts[1].tag).contains("unreachable=1"),
         "{stdout}"
@@ -372,27 +199,8 @@ fn a_connection_cut_mid_run_behind_100ms_of_latency_fails_that_host_alone() {
     drop(proxy);
     std::fs::write(format!("{}.go", marker.display()), "").unwrap();
     let proxy = Proxy::start(&lab.hosts[1].address, &target, Duration::from_millis(100));
-    lab.edit_inventory(|t| {
-        let old = t
-            .lines()
-            .filter(|l| l.trim_start().starts_with("ansible_port:"))
-            .nth(1)
-            .unwrap()
-            .to_string();
-        t.replace(
-            &format!("{old}\n"),
-            &format!("      ansible_port: {}\n", proxy.port),
-        )
-    });
-    let mut kh = std::fs::read_to_string(&lab.known_hosts).unwrap();
-    kh.push_str(&format!(
-        "[{}]:{} {}\n",
-        proxy.address,
-        proxy.port,
-        lab.hosts[1].host_key()
-    ));
-    std::fs::write(&lab.known_hosts, kh).unwrap();
-    let r = lab.run(&pb);
+    lab.reach_at(1, proxy.port);
+    let r = lab.run(&pb, &[]);
     assert_eq!(r.code, 0, "{}", r.shown);
     assert_eq!(profiles(&lab.state(1), 0), WANT);
     assert_eq!(profiles(&lab.state(1), 1), WANT);
@@ -401,23 +209,13 @@ fn a_connection_cut_mid_run_behind_100ms_of_latency_fails_that_host_alone() {
 /// Host 0 of `lab` gets a slow driver (each NVML change takes 100 ms), GPU 0 of it an
 /// instance in use; returns that instance and the playbook that re-partitions GPU 1.
 fn slow_host_with_a_busy_instance(lab: &Lab) -> ((u64, u64), String) {
-    let pb = lab.playbook(LAYOUT);
-    let r = lab.run(&pb);
+    let pb = lab.playbook("p.lua", LAYOUT);
+    let r = lab.run(&pb, &[]);
     assert_eq!(r.code, 0, "{}", r.shown);
     let busy = lab.busy(0, 0, 4545);
-    lab.edit_inventory(|t| {
-        let at = t.find(&format!("    {}:\n", lab.hosts[0].tag)).unwrap();
-        let (head, tail) = t.split_at(at);
-        format!(
-            "{head}{}",
-            tail.replacen(
-                "{NVML_SIM_STATE:",
-                "{NVML_SIM_WRITE_DELAY_MS: 100, NVML_SIM_STATE:",
-                1
-            )
-        )
-    });
+    lab.agent_env(0, "NVML_SIM_WRITE_DELAY_MS", "100");
     let pb = lab.playbook(
+        "p.lua",
         r#"return play { name = "p", hosts = "all", tasks = {
             task { name = "layout", mig.apply{ layout = "7x1g.10gb", gpus = {1} } },
         } }"#,
@@ -427,7 +225,7 @@ fn slow_host_with_a_busy_instance(lab: &Lab) -> ((u64, u64), String) {
 
 #[test]
 fn sshd_killed_mid_apply_makes_its_host_unreachable_and_a_rerun_converges() {
-    let mut lab = Lab::new("fsshd", 1);
+    let mut lab = Lab::new("fsshd", &[H100]);
     let ((gi, ci), pb) = slow_host_with_a_busy_instance(&lab);
     let run = lab.spawn(&pb);
     let creates = lab.calls(0, "CreateGpuInstance");
@@ -453,7 +251,7 @@ fn sshd_killed_mid_apply_makes_its_host_unreachable_and_a_rerun_converges() {
         "the busy instance was destroyed"
     );
     lab.hosts[0].restart();
-    let r = lab.run(&pb);
+    let r = lab.run(&pb, &[]);
     assert_eq!(r.code, 0, "{}", r.shown);
     let s = lab.state(0);
     assert_eq!(profiles(&s, 1), [19; 7], "{}", r.shown);
@@ -462,7 +260,7 @@ fn sshd_killed_mid_apply_makes_its_host_unreachable_and_a_rerun_converges() {
 
 #[test]
 fn the_controller_killed_mid_apply_then_a_rerun_converges_with_the_busy_instance_intact() {
-    let lab = Lab::new("fctl", 1);
+    let lab = Lab::new("fctl", &[H100]);
     let ((gi, ci), pb) = slow_host_with_a_busy_instance(&lab);
     let mut run = lab.spawn(&pb);
     let creates = lab.calls(0, "CreateGpuInstance");
@@ -472,7 +270,7 @@ fn the_controller_killed_mid_apply_then_a_rerun_converges_with_the_busy_instance
     run.kill().unwrap();
     run.wait().unwrap();
     // The rerun waits for the orphaned agent's lock, if it still holds it, then converges.
-    let r = lab.run(&pb);
+    let r = lab.run(&pb, &[]);
     assert_eq!(r.code, 0, "{}", r.shown);
     let s = lab.state(0);
     assert_eq!(profiles(&s, 1), [19; 7], "{}", r.shown);

@@ -4,106 +4,8 @@
 //! gone, Hopper loses MIG mode, Ampere's pending mode becomes current), sshd comes back
 //! after a delay, or never. Also: the host lock between two runs.
 
-use crate::support::sim::{Rebooting, SimHost, write_inventory};
-use crate::support::testhost::{TestHost, write_known_hosts};
-use crate::support::{Run, migfleet};
-use serde_json::Value;
-use std::path::{Path, PathBuf};
-
-struct Lab {
-    hosts: Vec<TestHost>,
-    gpus: Vec<Vec<(&'static str, u32)>>,
-    inventory: PathBuf,
-    known_hosts: PathBuf,
-}
-
-impl Lab {
-    fn new(tag: &str, gpus: &[&[(&'static str, u32)]]) -> Lab {
-        let hosts: Vec<TestHost> = (0..gpus.len())
-            .map(|i| TestHost::start(&format!("{tag}{i}")))
-            .collect();
-        let sims: Vec<SimHost> = hosts
-            .iter()
-            .zip(gpus)
-            .map(|(h, g)| SimHost::ssh(h, g))
-            .collect();
-        let inventory = write_inventory(&hosts[0].dir().join("inventory.yml"), &sims);
-        for s in &sims {
-            s.rebooting(Rebooting::Back { delay_ms: 300 });
-        }
-        let known_hosts = write_known_hosts(&hosts[0].dir().join("known_hosts"), hosts.iter());
-        Lab {
-            gpus: gpus.iter().map(|g| g.to_vec()).collect(),
-            hosts,
-            inventory,
-            known_hosts,
-        }
-    }
-
-    fn sim(&self, i: usize) -> SimHost<'_> {
-        SimHost::ssh(&self.hosts[i], &self.gpus[i])
-    }
-
-    /// Adds `line` under `all: vars:` of the inventory.
-    fn all_var(&self, line: &str) {
-        let text = std::fs::read_to_string(&self.inventory).unwrap();
-        let text = text.replacen("  vars:\n", &format!("  vars:\n    {line}\n"), 1);
-        std::fs::write(&self.inventory, text).unwrap();
-    }
-
-    /// Replaces every host's GPU reset command with one that fails, as on a platform
-    /// that forbids resets.
-    fn forbid_resets(&self) {
-        let text = std::fs::read_to_string(&self.inventory).unwrap();
-        let text: String = text
-            .lines()
-            .map(|l| match l.find("migfleet_gpu_reset_command:") {
-                Some(i) => format!("{}migfleet_gpu_reset_command: [/bin/false]\n", &l[..i]),
-                None => format!("{l}\n"),
-            })
-            .collect();
-        std::fs::write(&self.inventory, text).unwrap();
-    }
-
-    fn playbook(&self, name: &str, body: &str) -> String {
-        let p = self.hosts[0].dir().join(name);
-        std::fs::write(&p, body).unwrap();
-        p.display().to_string()
-    }
-
-    fn run(&self, playbook: &str, extra: &[&str]) -> Run {
-        let mut args = vec![
-            "run".to_string(),
-            playbook.to_string(),
-            "-i".into(),
-            self.inventory.display().to_string(),
-            "--known-hosts".into(),
-            self.known_hosts.display().to_string(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        migfleet(&args)
-    }
-
-    fn state(&self, host: usize) -> Value {
-        state_of(self.hosts[host].dir())
-    }
-}
-
-fn state_of(dir: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("sim.json")).unwrap()).unwrap()
-}
-
-/// Driver profile ids of a GPU's instances, sorted.
-fn profiles(state: &Value, gpu: usize) -> Vec<u64> {
-    let mut v: Vec<u64> = state["gpus"][gpu]["gpu_instances"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["profile_id"].as_u64().unwrap())
-        .collect();
-    v.sort();
-    v
-}
+use crate::support::lab::{Lab, profiles};
+use crate::support::sim::Rebooting;
 
 const PARTITION: &str = r#"
 return play {
@@ -307,14 +209,7 @@ fn a_second_run_on_a_locked_host_waits_its_bound_and_names_the_holder() {
             m = marker.display()
         ),
     );
-    let inv = lab.inventory.display().to_string();
-    let kh = lab.known_hosts.display().to_string();
-    let mut first = std::process::Command::new(env!("CARGO_BIN_EXE_migfleet"))
-        .args(["run", &holder, "-i", &inv, "--known-hosts", &kh])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut first = lab.spawn(&holder);
     // The first run has the lock once its agent wrote who it is into the lock file.
     let lock = lab.hosts[0].dir().join("agent-state").join("host.lock");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -390,25 +285,14 @@ fn a_persisted_layout_is_restored_by_the_boot_unit_after_a_reboot() {
         log.contains("daemon-reload") && log.contains("enable migfleet-mig.service"),
         "{log}"
     );
-    let facts = |lab: &Lab| {
-        let inv = lab.inventory.display().to_string();
-        let kh = lab.known_hosts.display().to_string();
-        migfleet(&["facts", "-i", &inv, "--known-hosts", &kh])
-    };
-    let f = facts(&lab);
+    let f = lab.facts();
     assert_eq!(f.code, 0, "{}", f.shown);
     assert_eq!(f.stdout.matches("  same  ").count(), 2, "{}", f.shown);
 
     // The host reboots: Hopper loses MIG mode and every instance.
-    let sim = crate::support::built_bins().join("nvml-sim");
-    let st = std::process::Command::new(&sim)
-        .args(["reboot", "--state"])
-        .arg(dir.join("sim.json"))
-        .output()
-        .unwrap();
-    assert!(st.status.success());
+    lab.nvml_sim(0, &["reboot"]);
     assert_eq!(lab.state(0)["gpus"][0]["mig_mode_current"], 0);
-    let f = facts(&lab);
+    let f = lab.facts();
     assert_eq!(f.stdout.matches("  differs  ").count(), 2, "{}", f.shown);
     // What the unit runs at boot brings both back.
     let out = std::process::Command::new(&agent)
@@ -461,17 +345,11 @@ fn a_persisted_layout_is_restored_by_the_boot_unit_after_a_reboot() {
 fn a_reboot_nobody_asked_for_in_so_many_words_waits_for_the_gpus_to_be_drained() {
     let lab = Lab::new("rbbusy", &[&[("A100-40GB", 2)]]);
     lab.forbid_resets();
-    let st = std::process::Command::new(crate::support::built_bins().join("nvml-sim"))
-        .args([
-            "process", "add", "--gpu", "1", "--pid", "7777", "--mem", "100", "--state",
-        ])
-        .arg(lab.hosts[0].dir().join("sim.json"))
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
+    lab.nvml_sim(
+        0,
+        &[
+            "process", "add", "--gpu", "1", "--pid", "7777", "--mem", "100",
+        ],
     );
     let pb = lab.playbook("partition.lua", PARTITION);
     let r = lab.run(&pb, &["--check"]);
