@@ -90,9 +90,9 @@ function mig.mode(args) end
 
 ---Make each GPU's instances match a layout with the fewest NVML operations, never
 ---destroying an instance in use. Exactly one of `layout`, `policy`, `mig_parted`.
----`mig_parted` follows mig-parted: `mig-enabled` switches MIG mode (`reset` as in
----mig.mode) and `mig-devices` are counts.
----@param args {layout?: migfleet.Layout|table<string, migfleet.Layout>, policy?: string|fun(gpu: migfleet.Gpu, ctx: migfleet.Context): migfleet.Layout, mig_parted?: {file: string, config?: string}, gpus?: integer[], allow_destroy_in_use?: boolean, on_busy?: migfleet.OnBusy, reset?: boolean, timeout?: number}
+---`mig_parted` follows mig-parted: `mig-enabled` switches MIG mode (`reset`, `reboot`
+---and `reboot_timeout` as in mig.mode) and `mig-devices` are counts.
+---@param args {layout?: migfleet.Layout|table<string, migfleet.Layout>, policy?: string|fun(gpu: migfleet.Gpu, ctx: migfleet.Context): migfleet.Layout, mig_parted?: {file: string, config?: string}, gpus?: integer[], allow_destroy_in_use?: boolean, on_busy?: migfleet.OnBusy, reset?: boolean, reboot?: "never"|"if_needed", reboot_timeout?: number, timeout?: number}
 function mig.apply(args) end
 
 ---Fail the host unless its GPUs are as described (never changes anything). Layouts

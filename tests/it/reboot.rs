@@ -368,3 +368,31 @@ fn a_reboot_nobody_asked_for_in_so_many_words_waits_for_the_gpus_to_be_drained()
     );
     assert_eq!(lab.sim(0).reboots(), 0);
 }
+
+#[test]
+fn a_mig_parted_config_on_ampere_reboots_when_the_mode_cannot_be_reset() {
+    let lab = Lab::new("rbparted", &[&[("A100-40GB", 1)]]);
+    lab.forbid_resets();
+    lab.playbook(
+        "mig-parted.yaml",
+        "version: v1\nmig-configs:\n  all-1g:\n    - devices: all\n      mig-enabled: true\n      mig-devices:\n        \"1g.5gb\": 7\n",
+    );
+    let pb = lab.playbook(
+        "p.lua",
+        r#"return play { name = "p", hosts = "all", tasks = {
+            task { name = "config", mig.apply{ mig_parted = { file = "mig-parted.yaml", config = "all-1g" }, reboot = "if_needed", reboot_timeout = 60 } },
+        } }"#,
+    );
+    let r = lab.run(&pb, &[]);
+    assert_eq!(r.code, 0, "{}", r.shown);
+    assert_eq!(lab.sim(0).reboots(), 1);
+    assert_eq!(profiles(&lab.state(0), 0), [19; 7], "{}", r.shown);
+    let r = lab.run(&pb, &[]);
+    assert_eq!(r.code, 0, "{}", r.shown);
+    assert!(
+        r.recap(&lab.hosts[0].tag).contains("changed=0"),
+        "{}",
+        r.shown
+    );
+    assert_eq!(lab.sim(0).reboots(), 1);
+}

@@ -1,4 +1,4 @@
-//! `mig.apply{ layout | policy | mig_parted, gpus, allow_destroy_in_use, on_busy, reset,
+//! `mig.apply{ layout | policy | mig_parted, gpus, allow_destroy_in_use, on_busy, reset, reboot,
 //! timeout }`: make each GPU's instances match what the target asks, with the fewest NVML
 //! operations, never destroying an instance in use. A GPU that an instance in use keeps
 //! from changing fails the task and is named with its PIDs; the host's other GPUs are
@@ -29,6 +29,8 @@ pub const KEYS: &[&str] = &[
     "allow_destroy_in_use",
     "on_busy",
     "reset",
+    "reboot",
+    "reboot_timeout",
     "timeout",
 ];
 
@@ -40,6 +42,8 @@ pub struct MigApply {
     pub on_busy: OnBusy,
     /// `mig_parted` only: reset GPUs whose mode change stays pending (default true).
     pub reset: bool,
+    /// `mig_parted` only: may GPUs still pending after the resets reboot the host.
+    pub reboot: super::mig_mode::RebootWhen,
     pub timeout: Option<Duration>,
 }
 
@@ -59,12 +63,20 @@ impl MigApply {
                     .into(),
             );
         }
+        let reboot = super::mig_mode::RebootWhen::parse(a)?;
+        if reboot != super::mig_mode::RebootWhen::Never && !target.sets_mode() {
+            return Err(
+                "mig.apply: `reboot` only applies with mig_parted (which switches MIG mode); put it on mig.mode otherwise"
+                    .into(),
+            );
+        }
         Ok(MigApply {
             target,
             gpus: a.gpus()?,
             allow_destroy_in_use: a.bool("allow_destroy_in_use")?.unwrap_or(false),
             on_busy: a.on_busy()?,
             reset: reset.unwrap_or(true),
+            reboot,
             timeout: a.seconds("timeout")?,
         })
     }
@@ -98,7 +110,7 @@ impl MigApply {
                 reset: self.reset,
                 on_busy: self.on_busy,
                 timeout: self.timeout,
-                reboot: super::mig_mode::RebootWhen::Never,
+                reboot: self.reboot,
             };
             let sw = switch(cx, &facts, &modes, &opts).await?;
             if sw.fatal.is_some() {
