@@ -779,3 +779,42 @@ fn built_in_policies_work_from_anywhere_and_policy_errors_point_at_the_policy() 
         r.shown
     );
 }
+
+/// The README's first command, as a newcomer types it (`migfleet run playbooks/demo.lua
+/// -i inventory/demo.yml` from the checkout), run in a scratch copy of the checkout's
+/// playbooks and demo inventory so that the demo's `.demo/` lands there: all four local
+/// hosts partitioned, then a second run that changes nothing.
+#[test]
+fn the_readme_demo_runs_as_written_and_twice_changes_nothing() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let scratch = crate::support::testhost::TempDir::new("readme-demo");
+    let d = scratch.path();
+    crate::support::built_bins();
+    let profile_dir = PathBuf::from(env!("CARGO_BIN_EXE_migfleet"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    // The inventory names target/debug/...: point that at this build's binaries.
+    std::fs::create_dir_all(d.join("target")).unwrap();
+    std::os::unix::fs::symlink(&profile_dir, d.join("target/debug")).unwrap();
+    for dir in ["playbooks", "inventory", "lua"] {
+        let status = Command::new("cp")
+            .arg("-r")
+            .arg(root.join(dir))
+            .arg(d)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let args = ["run", "playbooks/demo.lua", "-i", "inventory/demo.yml"];
+    let r = migfleet_in(d, &args);
+    assert_eq!(r.code, 0, "{}", r.shown);
+    for host in ["h100-node", "h200-node", "a100-node", "a30-node"] {
+        assert!(r.recap(host).contains("changed=2"), "{}", r.shown);
+    }
+    let r = migfleet_in(d, &args);
+    assert_eq!(r.code, 0, "{}", r.shown);
+    for host in ["h100-node", "h200-node", "a100-node", "a30-node"] {
+        assert!(r.recap(host).contains("changed=0"), "{}", r.shown);
+    }
+}
