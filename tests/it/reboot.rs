@@ -295,10 +295,19 @@ fn a_persisted_layout_is_restored_by_the_boot_unit_after_a_reboot() {
     let f = lab.facts();
     assert_eq!(f.stdout.matches("  differs  ").count(), 2, "{}", f.shown);
     // What the unit runs at boot brings both back.
+    // Run as systemd would, with nothing of the test's environment: the unit carries the
+    // inventory's agent environment, and so does the target for a run by hand.
+    assert!(
+        unit.contains(&format!(
+            "Environment=\"NVML_SIM_STATE={}\"",
+            dir.join("sim.json").display()
+        )),
+        "{unit}"
+    );
     let out = std::process::Command::new(&agent)
         .arg("--restore-mig")
         .arg(&target)
-        .env("NVML_SIM_STATE", dir.join("sim.json"))
+        .env_clear()
         .output()
         .unwrap();
     assert!(

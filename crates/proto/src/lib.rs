@@ -283,6 +283,10 @@ pub struct Persisted {
     /// started after it; at boot they are ordered after it.
     #[serde(default)]
     pub units: Vec<String>,
+    /// The agent's environment from the inventory (`migfleet_agent_env`): the boot-time
+    /// restore runs with it too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<(String, String)>,
     pub gpus: Vec<PersistedGpu>,
 }
 
@@ -325,10 +329,16 @@ impl PersistedGpu {
 
 impl Persisted {
     /// The host's live MIG state as a boot-time target.
-    pub fn of(facts: &Facts, nvml_lib: Option<String>, units: &[String]) -> Persisted {
+    pub fn of(
+        facts: &Facts,
+        nvml_lib: Option<String>,
+        units: &[String],
+        env: &[(String, String)],
+    ) -> Persisted {
         Persisted {
             nvml_lib,
             units: units.to_vec(),
+            env: env.to_vec(),
             gpus: facts.gpus.iter().filter_map(PersistedGpu::of).collect(),
         }
     }

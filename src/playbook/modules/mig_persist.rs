@@ -47,9 +47,14 @@ impl MigPersist {
 
     pub async fn run(&self, cx: &mut TaskCx<'_>) -> Result<TaskResult, Lost> {
         let facts = cx.facts().await?;
-        let target = self
-            .present
-            .then(|| Persisted::of(&facts, cx.conn.nvml_lib.clone(), &self.units));
+        let target = self.present.then(|| {
+            Persisted::of(
+                &facts,
+                cx.conn.nvml_lib.clone(),
+                &self.units,
+                &cx.conn.agent_env,
+            )
+        });
         let gpus: Vec<u32> = target
             .as_ref()
             .map(|t| t.gpus.iter().map(|g| g.index).collect())

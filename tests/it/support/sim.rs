@@ -141,11 +141,10 @@ impl<'a> SimHost<'a> {
             out.push_str(&format!("{i}ansible_connection: local\n"));
         }
         out.push_str(&format!(
-            "{i}migfleet_agent_env: {{NVML_SIM_STATE: {}, MIGFLEET_SYSTEMCTL: {}, MIGFLEET_STATE_DIR: {}, MIGFLEET_BOOT_ID_FILE: {}.boot_id, MIGFLEET_PERSIST_DIR: {}, MIGFLEET_UNIT_DIR: {}}}\n",
+            "{i}migfleet_agent_env: {{NVML_SIM_STATE: {}, MIGFLEET_SYSTEMCTL: {}, MIGFLEET_STATE_DIR: {}, MIGFLEET_PERSIST_DIR: {}, MIGFLEET_UNIT_DIR: {}}}\n",
             self.state().display(),
             self.dir.join("systemctl").display(),
             self.dir.join("agent-state").display(),
-            self.state().display(),
             self.dir.join("etc-migfleet").display(),
             self.dir.join("systemd").display(),
         ));

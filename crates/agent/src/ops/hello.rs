@@ -15,10 +15,19 @@ pub fn hello() -> Hello {
     }
 }
 
-/// The kernel's boot id, or the file named by `MIGFLEET_BOOT_ID_FILE` (the simulator's).
+/// The kernel's boot id, or the file named by `MIGFLEET_BOOT_ID_FILE`. A host whose GPUs
+/// are the NVML simulator's (`NVML_SIM_STATE` set, no `MIGFLEET_BOOT_ID_FILE`) boots when
+/// the simulator does: its boot id is the one the simulator keeps beside its state.
 pub fn boot_id() -> String {
     let path = std::env::var(ENV_BOOT_ID_FILE)
-        .unwrap_or_else(|_| "/proc/sys/kernel/random/boot_id".to_string());
+        .ok()
+        .or_else(|| {
+            std::env::var("NVML_SIM_STATE")
+                .ok()
+                .map(|s| format!("{s}.boot_id"))
+                .filter(|p| std::path::Path::new(p).is_file())
+        })
+        .unwrap_or_else(|| "/proc/sys/kernel/random/boot_id".to_string());
     read_trimmed(&path).unwrap_or_else(|| "unknown".to_string())
 }
 

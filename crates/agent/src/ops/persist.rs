@@ -99,8 +99,21 @@ fn put(path: &Path, bytes: &[u8], mode: u32) -> Result<bool> {
     Ok(true)
 }
 
+/// A value for systemd's `Environment="K=V"`: quotes and backslashes escaped, `%` doubled.
+fn unit_quoted(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('%', "%%")
+}
+
 /// The unit: runs the agent copy early at boot, before the GPU clients.
-fn unit_text(agent: &Path, target: &Path, units: &[String], systemctl: &[String]) -> String {
+fn unit_text(
+    agent: &Path,
+    target: &Path,
+    units: &[String],
+    env: &[(String, String)],
+    systemctl: &[String],
+) -> String {
     let mut u = String::from(
         "# Written by migfleet (mig.persist): restores MIG mode and layouts at boot.\n\
          [Unit]\n\
@@ -111,6 +124,9 @@ fn unit_text(agent: &Path, target: &Path, units: &[String], systemctl: &[String]
         u.push_str(&format!("Before={}\n", units.join(" ")));
     }
     u.push_str("\n[Service]\nType=oneshot\nRemainAfterExit=yes\n");
+    for (k, v) in env {
+        u.push_str(&format!("Environment=\"{}={}\"\n", k, unit_quoted(v)));
+    }
     let ctl = systemctl.join(" ");
     if !units.is_empty() {
         u.push_str(&format!("ExecStartPre=-{ctl} stop {}\n", units.join(" ")));
@@ -175,7 +191,24 @@ pub fn persist(target: Option<&Persisted>, systemctl: &[String]) -> Result<(bool
         .map_err(|e| AgentError::command(format!("cannot encode the target: {e}")))?;
     json.push('\n');
     changed |= put(&target_path, json.as_bytes(), 0o644)?;
-    let unit = unit_text(&agent_path, &target_path, &target.units, systemctl);
+    for (k, v) in &target.env {
+        let name_ok = !k.is_empty()
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !k.starts_with(|c: char| c.is_ascii_digit());
+        if !name_ok || v.contains('\n') {
+            return Err(AgentError::new(
+                ErrorKind::BadRequest,
+                format!("persist: environment variable `{k}` cannot go into a unit file"),
+            ));
+        }
+    }
+    let unit = unit_text(
+        &agent_path,
+        &target_path,
+        &target.units,
+        &target.env,
+        systemctl,
+    );
     if let Some(parent) = unit_path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| io("create", parent, e))?;
     }
@@ -205,6 +238,32 @@ pub fn restore_mig(file: &Path) -> Result<String> {
     let target: Persisted = serde_json::from_str(&text).map_err(|e| {
         AgentError::command(format!("{} is not a migfleet target: {e}", file.display()))
     })?;
+    // The target's environment (the inventory's migfleet_agent_env) must be the process's
+    // before NVML loads: run again with it when it is not (as when run by hand).
+    if target
+        .env
+        .iter()
+        .any(|(k, v)| std::env::var_os(k).is_none_or(|have| have != v.as_str()))
+    {
+        let me = std::env::current_exe().map_err(|e| io("find", Path::new("/proc/self/exe"), e))?;
+        let out = std::process::Command::new(&me)
+            .arg("--restore-mig")
+            .arg(file)
+            .envs(target.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .map_err(|e| io("run", &me, e))?;
+        let said = |b: &[u8]| {
+            String::from_utf8_lossy(b)
+                .trim()
+                .trim_start_matches("migfleet-agent: ")
+                .to_string()
+        };
+        return if out.status.success() {
+            Ok(said(&out.stdout))
+        } else {
+            Err(AgentError::command(said(&out.stderr)))
+        };
+    }
     let lib = target
         .nvml_lib
         .clone()
