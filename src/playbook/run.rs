@@ -148,9 +148,15 @@ pub async fn run(fleet: &Fleet, plan: Plan<'_>, world: Arc<RunWorld>) -> Finishe
                 )
                 .await;
                 let mut just_failed = Vec::new();
-                for (host, result) in results {
+                let restores_later = restore_after(&plan, pi, ti).is_some();
+                for (host, mut result) in results {
                     if result.status == Status::Failed {
                         just_failed.push(host.clone());
+                        if !restores_later && runs.get(&host).is_some_and(|r| r.drained) {
+                            result = result.hint(
+                                "this host is left drained: the play has no restore{} after this task, so the units drain stopped stay stopped (the agent records them) until a restore{} runs on it",
+                            );
+                        }
                     }
                     events.send(Event::TaskResult {
                         host,
@@ -240,11 +246,7 @@ async fn restore_on_the_way_out(
     world: &Arc<RunWorld>,
 ) {
     let play = &plan.plays[pi];
-    let Some(rti) = plan.tasks[pi]
-        .iter()
-        .copied()
-        .find(|&t| t > ti && matches!(&play.tasks[t].action, Action::Module(Module::Restore(_))))
-    else {
+    let Some(rti) = restore_after(plan, pi, ti) else {
         return;
     };
     let hosts: Vec<String> = failed
@@ -275,6 +277,15 @@ async fn restore_on_the_way_out(
             result,
         });
     }
+}
+
+/// The first `restore` task of play `pi` selected to run after task `ti`.
+fn restore_after(plan: &Plan<'_>, pi: usize, ti: usize) -> Option<usize> {
+    let play = &plan.plays[pi];
+    plan.tasks[pi]
+        .iter()
+        .copied()
+        .find(|&t| t > ti && matches!(&play.tasks[t].action, Action::Module(Module::Restore(_))))
 }
 
 fn failed_in(runs: &HashMap<String, HostRun>, batch: &[String]) -> usize {

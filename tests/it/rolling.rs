@@ -167,3 +167,25 @@ fn reboot_refuses_a_host_reached_locally() {
     );
     assert!(!dir.path().join("n0").join("reboot.log").exists());
 }
+
+#[test]
+fn a_host_failed_after_drain_with_no_restore_to_come_is_named_as_left_drained() {
+    let (dir, inv) = fleet("rollleft", 1);
+    units_active(dir.path(), "n0");
+    let r = run(
+        dir.path(),
+        &inv,
+        r#"return { hosts = "all", tasks = {
+            { name = "drain", drain{ units = { "gpu-app.service" } } },
+            { name = "breaks", command{ argv = { "false" } } },
+        } }"#,
+        &[],
+    );
+    assert_eq!(r.code, 2, "{}", r.shown);
+    assert!(
+        r.stdout.contains("this host is left drained"),
+        "{}",
+        r.shown
+    );
+    assert!(!systemctl_log(dir.path(), "n0").contains("start gpu-app.service"));
+}
