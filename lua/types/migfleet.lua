@@ -137,6 +137,31 @@ function restore(args) end
 ---@param args {timeout?: number, connect_timeout?: number, pre_delay?: number, post_delay?: number}
 function reboot(args) end
 
+k8s = {}
+
+---Mark the host's Kubernetes node (its k8s_node, else its inventory name) unschedulable.
+---@param args? {}
+function k8s.cordon(args) end
+
+---Mark the host's node schedulable again.
+---@param args? {}
+function k8s.uncordon(args) end
+
+---Set and remove labels of the host's node (a merge patch; conflicts tried again).
+---@param args {set?: table<string, string|number|boolean>, remove?: string|string[]}
+function k8s.label(args) end
+
+---Set and remove annotations of the host's node.
+---@param args {set?: table<string, string|number|boolean>, remove?: string|string[]}
+function k8s.annotate(args) end
+
+---Cordon the host's node and evict its pods through the Eviction API ("gpu": those that
+---request an nvidia.com/ resource, the default; or "all"), leaving DaemonSet and mirror
+---pods alone; a PodDisruptionBudget's refusal is tried again until `timeout` (seconds,
+---default 300). Pods without a controller are refused unless `force = true`.
+---@param args? {pods?: "gpu"|"all", timeout?: number, grace_period?: number, force?: boolean}
+function k8s.drain(args) end
+
 ---Run a command on the host (argv only: no shell).
 ---@param args {argv: string[], timeout?: number}
 function command(args) end

@@ -70,6 +70,13 @@ pub struct Args {
     /// Write no retry file.
     #[arg(long)]
     pub no_retry_file: bool,
+    /// The kubeconfig for `k8s.*` tasks (default: $KUBECONFIG, ~/.kube/config, or the
+    /// in-cluster service account).
+    #[arg(long, value_name = "FILE", help_heading = "Kubernetes")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use (default: its current context).
+    #[arg(long, value_name = "NAME", help_heading = "Kubernetes")]
+    pub context: Option<String>,
     #[command(flatten)]
     pub fleet: FleetArgs,
 }
@@ -244,6 +251,10 @@ pub fn exec(args: Args, output: Output) -> Result<(), Failure> {
             context,
             events: events.clone(),
             interrupted: interrupted.clone(),
+            k8s: crate::k8s::K8s::new(crate::k8s::K8sOptions {
+                kubeconfig: args.kubeconfig.clone(),
+                context: args.context.clone(),
+            }),
         });
         let plan = run::Plan {
             plays: &plays,

@@ -180,7 +180,7 @@ fn unknown_call_hint(message: &str) -> Option<String> {
             .collect(),
         "field" => super::modules::ModuleName::ALL
             .iter()
-            .filter_map(|m| m.as_str().strip_prefix("mig.").map(String::from))
+            .filter_map(|m| m.as_str().split_once('.').map(|(_, s)| s.to_string()))
             .chain(["layouts", "pack"].map(String::from))
             .collect(),
         _ => return None,

@@ -29,6 +29,8 @@ pub struct RunWorld {
     pub events: Events,
     /// Set by the first Ctrl-C: tasks in flight finish, nothing new starts.
     pub interrupted: Arc<std::sync::atomic::AtomicBool>,
+    /// The Kubernetes client for `k8s.*` tasks.
+    pub k8s: crate::k8s::K8s,
 }
 
 impl RunWorld {
@@ -272,6 +274,7 @@ impl HostRun {
             events: &world.events,
             rebooted_for_pending: &mut self.rebooted_for_pending,
             drained: &mut self.drained,
+            k8s: &world.k8s,
         };
         if let Some(cond) = t.when.as_ref().filter(|_| !forced) {
             let run = match cond {

@@ -189,14 +189,24 @@ fn install_api(lua: &Lua, env: &Table, shared: &Shared) -> mlua::Result<()> {
             mig.raw_set(k, v)?;
         }
     }
+    let mut spaces: Vec<(&str, Table)> = vec![("mig", mig)];
     for name in ModuleName::ALL {
         let ctor = module_ctor(lua, name)?;
-        match name.as_str().strip_prefix("mig.") {
-            Some(short) => mig.raw_set(short, ctor)?,
+        match name.as_str().split_once('.') {
+            Some((space, short)) => {
+                if !spaces.iter().any(|(s, _)| *s == space) {
+                    spaces.push((space, lua.create_table()?));
+                }
+                if let Some((_, t)) = spaces.iter().find(|(s, _)| *s == space) {
+                    t.raw_set(short, ctor)?;
+                }
+            }
             None => env.raw_set(name.as_str(), ctor)?,
         }
     }
-    env.raw_set("mig", mig)?;
+    for (space, t) in spaces {
+        env.raw_set(space, t)?;
+    }
     env.raw_set(
         "vars",
         to_lua_value(lua, &Json::Object(shared.extra_vars.clone()))?,

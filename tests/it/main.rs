@@ -20,6 +20,8 @@ mod input_probes;
 mod interrupts;
 /// Inventories compared with ansible-core's recorded output.
 mod inventory_conformance;
+/// Kubernetes over real HTTP: the fake API server checked with kubectl; the k8s modules.
+mod k8s;
 /// Loading playbooks: data model, policies, validation errors with positions.
 mod lua_loader;
 /// Sandbox escapes and resource exhaustion.

@@ -9,6 +9,7 @@
 pub mod args;
 mod command;
 mod drain;
+mod k8s;
 mod mig_apply;
 mod mig_assert;
 mod mig_mode;
@@ -39,10 +40,15 @@ pub enum ModuleName {
     Restore,
     Command,
     Reboot,
+    K8sCordon,
+    K8sUncordon,
+    K8sLabel,
+    K8sAnnotate,
+    K8sDrain,
 }
 
 impl ModuleName {
-    pub const ALL: [ModuleName; 8] = [
+    pub const ALL: [ModuleName; 13] = [
         ModuleName::MigMode,
         ModuleName::MigApply,
         ModuleName::MigAssert,
@@ -51,6 +57,11 @@ impl ModuleName {
         ModuleName::Restore,
         ModuleName::Command,
         ModuleName::Reboot,
+        ModuleName::K8sCordon,
+        ModuleName::K8sUncordon,
+        ModuleName::K8sLabel,
+        ModuleName::K8sAnnotate,
+        ModuleName::K8sDrain,
     ];
 
     /// The name as Lua spells it: `mig.apply`, `drain`.
@@ -64,6 +75,11 @@ impl ModuleName {
             ModuleName::Restore => "restore",
             ModuleName::Command => "command",
             ModuleName::Reboot => "reboot",
+            ModuleName::K8sCordon => "k8s.cordon",
+            ModuleName::K8sUncordon => "k8s.uncordon",
+            ModuleName::K8sLabel => "k8s.label",
+            ModuleName::K8sAnnotate => "k8s.annotate",
+            ModuleName::K8sDrain => "k8s.drain",
         }
     }
 
@@ -82,6 +98,9 @@ impl ModuleName {
             ModuleName::Restore => restore::KEYS,
             ModuleName::Command => command::KEYS,
             ModuleName::Reboot => reboot::KEYS,
+            ModuleName::K8sCordon | ModuleName::K8sUncordon => k8s::CORDON_KEYS,
+            ModuleName::K8sLabel | ModuleName::K8sAnnotate => k8s::META_KEYS,
+            ModuleName::K8sDrain => k8s::DRAIN_KEYS,
         }
     }
 }
@@ -97,6 +116,9 @@ pub enum Module {
     Restore(restore::Restore),
     Command(command::Command),
     Reboot(reboot::Reboot),
+    K8sCordon(k8s::K8sCordon),
+    K8sMeta(k8s::K8sMeta),
+    K8sDrain(k8s::K8sDrain),
 }
 
 impl Module {
@@ -110,6 +132,11 @@ impl Module {
             Module::Restore(_) => ModuleName::Restore,
             Module::Command(_) => ModuleName::Command,
             Module::Reboot(_) => ModuleName::Reboot,
+            Module::K8sCordon(c) if c.on => ModuleName::K8sCordon,
+            Module::K8sCordon(_) => ModuleName::K8sUncordon,
+            Module::K8sMeta(m) if m.which == crate::k8s::Meta::Labels => ModuleName::K8sLabel,
+            Module::K8sMeta(_) => ModuleName::K8sAnnotate,
+            Module::K8sDrain(_) => ModuleName::K8sDrain,
         }
     }
 
@@ -130,6 +157,15 @@ impl Module {
             ModuleName::Restore => Module::Restore(restore::Restore::parse(&a)?),
             ModuleName::Command => Module::Command(command::Command::parse(&a)?),
             ModuleName::Reboot => Module::Reboot(reboot::Reboot::parse(&a)?),
+            ModuleName::K8sCordon => Module::K8sCordon(k8s::K8sCordon { on: true }),
+            ModuleName::K8sUncordon => Module::K8sCordon(k8s::K8sCordon { on: false }),
+            ModuleName::K8sLabel => {
+                Module::K8sMeta(k8s::K8sMeta::parse(&a, crate::k8s::Meta::Labels)?)
+            }
+            ModuleName::K8sAnnotate => {
+                Module::K8sMeta(k8s::K8sMeta::parse(&a, crate::k8s::Meta::Annotations)?)
+            }
+            ModuleName::K8sDrain => Module::K8sDrain(k8s::K8sDrain::parse(&a)?),
         })
     }
 
@@ -144,6 +180,9 @@ impl Module {
             Module::Restore(m) => m.run(cx).await,
             Module::Command(m) => m.run(cx).await,
             Module::Reboot(m) => m.run(cx).await,
+            Module::K8sCordon(m) => m.run(cx).await,
+            Module::K8sMeta(m) => m.run(cx).await,
+            Module::K8sDrain(m) => m.run(cx).await,
         }
     }
 }
@@ -209,6 +248,8 @@ pub struct TaskCx<'a> {
     pub rebooted_for_pending: &'a mut Vec<u32>,
     /// A `drain` ran on the host and no `restore` since: units it stopped may be down.
     pub drained: &'a mut bool,
+    /// The run's Kubernetes client (made on first use).
+    pub k8s: &'a crate::k8s::K8s,
 }
 
 /// A failed agent call, sorted: the agent refused (the task fails, the host goes on) or

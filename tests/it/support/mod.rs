@@ -1,5 +1,6 @@
 //! Shared helpers for integration tests.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)] // test helpers panic on broken setups
+pub mod kube_api;
 pub mod lab;
 pub mod lua;
 pub mod proxy;
