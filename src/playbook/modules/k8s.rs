@@ -308,9 +308,12 @@ impl K8sDrain {
                     "node {node} cordoned; evicted {}",
                     d.evicted.join(", ")
                 )),
-                Err(e) => TaskResult::failed(format!("k8s.drain of node {node}: {e}")).hint(
-                    "a PodDisruptionBudget that allows no disruption holds its pods: scale the workload up, relax the budget, or raise `timeout`",
-                ),
+                Err(e) if e.contains("(429") => {
+                    TaskResult::failed(format!("k8s.drain of node {node}: {e}")).hint(
+                        "a PodDisruptionBudget that allows no disruption holds its pods: scale the workload up, relax the budget, or raise `timeout`",
+                    )
+                }
+                Err(e) => TaskResult::failed(format!("k8s.drain of node {node}: {e}")),
             },
         )
     }
