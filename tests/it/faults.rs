@@ -153,11 +153,7 @@ fn the_agent_killed_mid_apply_fails_its_host_and_a_rerun_converges_with_the_busy
         has_instance(&s, 0, gi, ci),
         "the busy instance was destroyed"
     );
-    let r = lab.run(&pb, &[]);
-    assert_eq!(r.code, 0, "{}", r.shown);
-    let s = lab.state(0);
-    assert_eq!(profiles(&s, 1), [19; 7], "{}", r.shown);
-    assert!(has_instance(&s, 0, gi, ci));
+    rerun_converges(&lab, &pb, (gi, ci));
 }
 
 #[test]
@@ -206,6 +202,19 @@ fn a_connection_cut_mid_run_behind_100ms_of_latency_fails_that_host_alone() {
     assert_eq!(profiles(&lab.state(1), 1), WANT);
 }
 
+/// A rerun of `pb` gives GPU 1 of host 0 its 7 x 1g.10gb, and the busy instance `(gi, ci)`
+/// of GPU 0 is still there.
+fn rerun_converges(lab: &Lab, pb: &str, (gi, ci): (u64, u64)) {
+    let r = lab.run(pb, &[]);
+    assert_eq!(r.code, 0, "{}", r.shown);
+    let s = lab.state(0);
+    assert_eq!(profiles(&s, 1), [19; 7], "{}", r.shown);
+    assert!(
+        has_instance(&s, 0, gi, ci),
+        "the busy instance was destroyed"
+    );
+}
+
 /// Host 0 of `lab` gets a slow driver (each NVML change takes 100 ms), GPU 0 of it an
 /// instance in use; returns that instance and the playbook that re-partitions GPU 1.
 fn slow_host_with_a_busy_instance(lab: &Lab) -> ((u64, u64), String) {
@@ -251,11 +260,7 @@ fn sshd_killed_mid_apply_makes_its_host_unreachable_and_a_rerun_converges() {
         "the busy instance was destroyed"
     );
     lab.hosts[0].restart();
-    let r = lab.run(&pb, &[]);
-    assert_eq!(r.code, 0, "{}", r.shown);
-    let s = lab.state(0);
-    assert_eq!(profiles(&s, 1), [19; 7], "{}", r.shown);
-    assert!(has_instance(&s, 0, gi, ci));
+    rerun_converges(&lab, &pb, (gi, ci));
 }
 
 #[test]

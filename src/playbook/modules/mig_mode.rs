@@ -319,15 +319,9 @@ async fn reboot_for_pending(
         .gpus
         .iter()
         .flat_map(|g| {
-            let in_instances = g.mig.iter().flat_map(|m| {
-                m.instances
-                    .iter()
-                    .flat_map(|i| i.cis.iter().flat_map(|c| c.processes.iter()))
-            });
-            g.processes
-                .iter()
-                .chain(in_instances)
-                .map(move |p| format!("{} (GPU {})", p.pid, g.index))
+            gpu_pids(g)
+                .into_iter()
+                .map(move |pid| format!("{pid} (GPU {})", g.index))
         })
         .collect();
     let refused = super::reboot::refuse_local(cx).or_else(|| {
@@ -456,14 +450,19 @@ async fn reset_pending(
     Ok(())
 }
 
-/// Processes use the GPU (on the whole GPU or in an instance): a reset would be refused.
-fn has_processes(g: &GpuFacts) -> bool {
-    !g.processes.is_empty()
-        || g.mig.as_ref().is_some_and(|m| {
-            m.instances
-                .iter()
-                .any(|i| i.cis.iter().any(|c| !c.processes.is_empty()))
-        })
+/// The processes that use the GPU, on the whole GPU or in an instance (a reset would be
+/// refused while there are any).
+fn gpu_pids(g: &GpuFacts) -> Vec<u32> {
+    let in_instances = g.mig.iter().flat_map(|m| {
+        m.instances
+            .iter()
+            .flat_map(|i| i.cis.iter().flat_map(|c| c.processes.iter()))
+    });
+    g.processes
+        .iter()
+        .chain(in_instances)
+        .map(|p| p.pid)
+        .collect()
 }
 
 /// What switching would do, from the facts: busy instances block turning MIG off, and
@@ -499,8 +498,9 @@ fn check_switch(
         }
         let reset = needs_reset(g) && m.current != *want;
         let reboot_ok = matches!(opts.reboot, RebootWhen::IfNeeded(_));
-        if reset && reboot_ok && (!opts.reset || has_processes(g)) {
-            if let Some(busy) = facts.gpus.iter().find(|g| has_processes(g)) {
+        let pids = gpu_pids(g);
+        if reset && reboot_ok && (!opts.reset || !pids.is_empty()) {
+            if let Some(busy) = facts.gpus.iter().find(|g| !gpu_pids(g).is_empty()) {
                 r.error = Some(format!(
                     "MIG mode would stay pending: the host would need a reboot, and processes use GPU {}; drain first",
                     busy.index
@@ -524,18 +524,8 @@ fn check_switch(
             );
             continue;
         }
-        let pids: Vec<String> = g
-            .processes
-            .iter()
-            .map(|p| p.pid)
-            .chain(
-                m.instances
-                    .iter()
-                    .flat_map(|i| i.cis.iter().flat_map(|c| c.processes.iter().map(|p| p.pid))),
-            )
-            .map(|p| p.to_string())
-            .collect();
         if reset && !pids.is_empty() {
+            let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
             r.error = Some(format!(
                 "the GPU reset this change needs would be refused: processes {} use the GPU; drain first",
                 pids.join(", ")
