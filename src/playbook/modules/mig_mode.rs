@@ -324,18 +324,20 @@ async fn reboot_for_pending(
                 .map(move |pid| format!("{pid} (GPU {})", g.index))
         })
         .collect();
-    let refused = super::reboot::refuse_local(cx).or_else(|| {
-        (!users.is_empty()).then(|| {
-            format!(
-                "not rebooting the host while processes use its GPUs: {}; drain first",
-                users.join(", ")
-            )
-        })
-    });
+    let refused = super::reboot::refuse_local(cx)
+        .map(|why| format!("the host would need a reboot, but {why}"))
+        .or_else(|| {
+            (!users.is_empty()).then(|| {
+                format!(
+                    "not rebooting the host while processes use its GPUs: {}; drain first",
+                    users.join(", ")
+                )
+            })
+        });
     if let Some(why) = refused {
         for i in &gpus {
             if let Some(r) = results.get_mut(i) {
-                r.error = Some(format!("MIG mode is still pending, and {why}"));
+                r.error = Some(format!("MIG mode is still pending: {why}"));
             }
         }
         return Ok(());

@@ -95,8 +95,8 @@ impl Reboot {
     }
 
     pub async fn run(&self, cx: &mut TaskCx<'_>) -> Result<TaskResult, Lost> {
-        if let Some(refused) = refuse_local(cx) {
-            return Ok(TaskResult::failed(refused));
+        if let Some(why) = refuse_local(cx) {
+            return Ok(TaskResult::failed(format!("reboot refused: {why}")));
         }
         if cx.check {
             return Ok(TaskResult::changed("check mode: would reboot the host"));
@@ -114,7 +114,7 @@ impl Reboot {
 /// rebooting it would end the run (Ansible's `reboot` refuses it too).
 pub fn refuse_local(cx: &TaskCx<'_>) -> Option<String> {
     (cx.conn.kind == ConnectionKind::Local).then(|| {
-        "reboot: this host is reached with ansible_connection: local, so rebooting it would reboot the machine migfleet runs on; refusing".to_string()
+        "this host is reached with ansible_connection: local, so rebooting it would reboot the machine migfleet runs on".to_string()
     })
 }
 
