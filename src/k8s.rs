@@ -6,13 +6,17 @@
 //! `429` from a PodDisruptionBudget retried until the timeout, then the blocking pods and
 //! budgets named).
 
-use std::collections::BTreeMap;
+pub mod gpu_operator;
+
+use std::any::Any;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{Api, DeleteParams, EvictParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use serde_json::{Value, json};
@@ -26,9 +30,18 @@ pub struct K8sOptions {
 
 /// The run's Kubernetes client, made on first use (a run without `k8s.*` tasks never
 /// reads a kubeconfig).
+#[derive(Clone)]
 pub struct K8s {
     opts: K8sOptions,
-    client: tokio::sync::OnceCell<Result<Client, String>>,
+    client: Arc<tokio::sync::OnceCell<Result<Client, String>>>,
+    /// ConfigMap keys read in this run, parsed, by (namespace, name, key): every host
+    /// sees the same config.
+    #[allow(clippy::type_complexity)]
+    maps: Arc<
+        tokio::sync::Mutex<
+            HashMap<(String, String, String), Result<Arc<dyn Any + Send + Sync>, String>>,
+        >,
+    >,
 }
 
 /// How long one API request may take.
@@ -41,7 +54,35 @@ impl K8s {
     pub fn new(opts: K8sOptions) -> K8s {
         K8s {
             opts,
-            client: tokio::sync::OnceCell::new(),
+            client: Arc::new(tokio::sync::OnceCell::new()),
+            maps: Arc::new(tokio::sync::Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// A ConfigMap key, read and parsed by `parse` once per run.
+    pub async fn config_map_cached<T: Send + Sync + 'static>(
+        &self,
+        client: &Client,
+        namespace: &str,
+        name: &str,
+        key: &str,
+        parse: impl FnOnce(&str) -> Result<Arc<T>, String>,
+    ) -> Result<Arc<T>, String> {
+        let mut maps = self.maps.lock().await;
+        let slot = (namespace.to_string(), name.to_string(), key.to_string());
+        if !maps.contains_key(&slot) {
+            let read = config_map_key(client, namespace, name, key)
+                .await
+                .and_then(|text| parse(&text))
+                .map(|v| v as Arc<dyn Any + Send + Sync>);
+            maps.insert(slot.clone(), read);
+        }
+        match &maps[&slot] {
+            Ok(v) => v
+                .clone()
+                .downcast::<T>()
+                .map_err(|_| format!("ConfigMap {namespace}/{name}[{key}] read as another type")),
+            Err(e) => Err(e.clone()),
         }
     }
 
@@ -108,6 +149,36 @@ pub async fn node(client: &Client, name: &str) -> Result<Node, String> {
             "node `{name}` is not in the cluster (set k8s_node for this host if its node has another name)"
         )),
         Err(e) => Err(api_error(&format!("reading node `{name}`"), &e)),
+    }
+}
+
+/// A label of the node (`None`: the node has no such label).
+pub async fn node_label(client: &Client, name: &str, key: &str) -> Result<Option<String>, String> {
+    let n = node(client, name).await?;
+    Ok(n.metadata.labels.and_then(|mut l| l.remove(key)))
+}
+
+/// One key of a ConfigMap (`namespace/name`), as text.
+pub async fn config_map_key(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    key: &str,
+) -> Result<String, String> {
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    let cm = match maps.get_opt(name).await {
+        Ok(Some(cm)) => cm,
+        Ok(None) => return Err(format!("ConfigMap {namespace}/{name} does not exist")),
+        Err(e) => {
+            return Err(api_error(
+                &format!("reading ConfigMap {namespace}/{name}"),
+                &e,
+            ));
+        }
+    };
+    match cm.data.and_then(|mut d| d.remove(key)) {
+        Some(text) => Ok(text),
+        None => Err(format!("ConfigMap {namespace}/{name} has no key `{key}`")),
     }
 }
 
@@ -333,6 +404,31 @@ fn selects(
     by_label && by_expr
 }
 
+/// Asks the Eviction API to evict `pod`. The body is written here, not by
+/// `Api::evict`, which sends its delete options under a key the API server ignores (the
+/// grace period would be silently dropped); the pod's UID is a precondition, so a pod of
+/// the same name started since is not evicted by mistake.
+async fn evict(
+    client: &Client,
+    pod: &PodRef,
+    grace_period: Option<u32>,
+) -> Result<(), kube::Error> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace);
+    let mut delete_options = json!({ "preconditions": { "uid": pod.uid } });
+    if let Some(g) = grace_period {
+        delete_options["gracePeriodSeconds"] = json!(g);
+    }
+    let body = json!({
+        "apiVersion": "policy/v1",
+        "kind": "Eviction",
+        "metadata": { "name": pod.name, "namespace": pod.namespace },
+        "deleteOptions": delete_options,
+    });
+    api.create_subresource::<_, Value>("eviction", &pod.name, &PostParams::default(), &body)
+        .await
+        .map(|_| ())
+}
+
 /// How a drain ended.
 pub struct Drained {
     pub evicted: Vec<String>,
@@ -349,13 +445,6 @@ pub async fn evict_and_wait(
     progress: &(dyn Fn(String) + Send + Sync),
 ) -> Result<Drained, String> {
     let deadline = Instant::now() + timeout;
-    let ep = EvictParams {
-        delete_options: Some(DeleteParams {
-            grace_period_seconds: grace_period,
-            ..DeleteParams::default()
-        }),
-        ..EvictParams::default()
-    };
     let mut pending: Vec<&PodRef> = pods.iter().collect();
     let mut evicted = Vec::new();
     let mut backoff = Duration::from_millis(200);
@@ -363,8 +452,7 @@ pub async fn evict_and_wait(
     while !pending.is_empty() {
         blocked.clear();
         for p in std::mem::take(&mut pending) {
-            let api: Api<Pod> = Api::namespaced(client.clone(), &p.namespace);
-            match api.evict(&p.name, &ep).await {
+            match evict(client, p, grace_period).await {
                 Ok(_) => evicted.push(p),
                 Err(e) if status(&e) == Some(404) => {}
                 Err(e) if status(&e) == Some(429) => blocked.push(p),

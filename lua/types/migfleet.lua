@@ -51,6 +51,16 @@
 ---@field driver_version string
 ---@field gpus migfleet.Gpu[]    All GPUs of the host.
 
+---A mig-parted config: from a `file` or a ConfigMap (`configmap = "namespace/name"`, its
+---`key` default "config.yaml"), named by `config`, or by the value of the host's node
+---`label` (e.g. "nvidia.com/mig.config"); neither: the file's only config.
+---@class migfleet.MigParted
+---@field file? string
+---@field configmap? string
+---@field key? string
+---@field config? string
+---@field label? string
+
 ---@class migfleet.RunResult
 ---@field changed? boolean
 ---@field failed? boolean
@@ -64,6 +74,8 @@
 ---@field retries? integer
 ---@field delay? number          Seconds between retries.
 ---@field run? fun(host: migfleet.Context): migfleet.RunResult|nil
+---@field register? string       The result becomes host.vars[name]: {changed, failed, skipped, msg}.
+---@field check_mode? boolean    Only say what the task would change (as under --check).
 
 ---@class migfleet.Play
 ---@field name string
@@ -92,12 +104,12 @@ function mig.mode(args) end
 ---destroying an instance in use. Exactly one of `layout`, `policy`, `mig_parted`.
 ---`mig_parted` follows mig-parted: `mig-enabled` switches MIG mode (`reset`, `reboot`
 ---and `reboot_timeout` as in mig.mode) and `mig-devices` are counts.
----@param args {layout?: migfleet.Layout|table<string, migfleet.Layout>, policy?: string|fun(gpu: migfleet.Gpu, ctx: migfleet.Context): migfleet.Layout, mig_parted?: {file: string, config?: string}, gpus?: integer[], allow_destroy_in_use?: boolean, on_busy?: migfleet.OnBusy, reset?: boolean, reboot?: "never"|"if_needed", reboot_timeout?: number, timeout?: number}
+---@param args {layout?: migfleet.Layout|table<string, migfleet.Layout>, policy?: string|fun(gpu: migfleet.Gpu, ctx: migfleet.Context): migfleet.Layout, mig_parted?: migfleet.MigParted, gpus?: integer[], allow_destroy_in_use?: boolean, on_busy?: migfleet.OnBusy, reset?: boolean, reboot?: "never"|"if_needed", reboot_timeout?: number, timeout?: number}
 function mig.apply(args) end
 
 ---Fail the host unless its GPUs are as described (never changes anything). Layouts
 ---without `@start` and mig-parted configs compare as counts.
----@param args {enabled?: boolean, layout?: migfleet.Layout|table<string, migfleet.Layout>, policy?: string|function, mig_parted?: {file: string, config?: string}, gpus?: integer[]}
+---@param args {enabled?: boolean, layout?: migfleet.Layout|table<string, migfleet.Layout>, policy?: string|function, mig_parted?: migfleet.MigParted, gpus?: integer[]}
 function mig.assert(args) end
 
 ---Make the host's MIG state as it is now survive a reboot: the agent installs the target
@@ -161,6 +173,20 @@ function k8s.annotate(args) end
 ---default 300). Pods without a controller are refused unless `force = true`.
 ---@param args? {pods?: "gpu"|"all", timeout?: number, grace_period?: number, force?: boolean}
 function k8s.drain(args) end
+
+---The GPU Operator's MIG protocol on the host's node, standing in for its MIG manager.
+---"pending": nvidia.com/mig.config.state=pending, every nvidia.com/gpu.deploy.<operand>
+---label paused (paused-for-mig-change, unless an admin set it false), and the operand
+---pods awaited gone (`timeout` seconds, default 300) in `namespace` (default
+---"gpu-operator"). While pending, a reboot first sets "rebooting", and a host that fails
+---(or a run that stops) gets "failed" with its operands restored: never left pending.
+---"success" / "failed": operands restored (paused → true) and the state set.
+---With "pending", a config (`mig_parted`, `layout` or `policy`, as mig.apply takes it)
+---makes it the MIG manager's whole entry check: a config that cannot be read sets
+---"failed" (the task fails), one already in place sets "success" and pauses nothing (the
+---task is ok, not changed: `register` it and run the rest `when` it changed).
+---@param args {state: "pending"|"success"|"failed", namespace?: string, timeout?: number, mig_parted?: migfleet.MigParted, layout?: migfleet.Layout|table<string, migfleet.Layout>, policy?: string|function}
+function k8s.gpu_operator(args) end
 
 ---Run a command on the host (argv only: no shell).
 ---@param args {argv: string[], timeout?: number}

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use super::convert::{from_lua_value, to_lua_value};
 use super::error::PlaybookError;
 use super::loader::{PlaybookSource, Shared, load_plays, new_state};
-use super::modules::{Lost, TaskCx, closest};
+use super::modules::{Lost, OperatorMark, TaskCx, closest};
 use super::play::{Action, Cond, FnRef, Play};
 use super::{host_view, offload, sandbox};
 use crate::fleet::session::{self, Context, Opening, Session};
@@ -59,6 +59,10 @@ pub struct HostRun {
     rebooted_for_pending: Vec<u32>,
     /// A `drain` ran and no `restore` since.
     pub drained: bool,
+    /// The host's node is `pending` under the GPU Operator protocol.
+    pub operator: Option<OperatorMark>,
+    /// Results of tasks with `register`, by name: variables for the tasks after them.
+    registered: Map<String, Value>,
     pub stats: HostStats,
     /// Set once the host failed or became unreachable: it takes no further part.
     pub down: Option<Down>,
@@ -79,6 +83,8 @@ impl HostRun {
             projected: None,
             rebooted_for_pending: Vec::new(),
             drained: false,
+            operator: None,
+            registered: Map::new(),
             stats: HostStats::default(),
             down: None,
         }
@@ -86,7 +92,10 @@ impl HostRun {
 
     /// A new run of the same host with nothing open (what is left after a panic).
     pub fn fresh(&self) -> HostRun {
-        HostRun::new(&self.name, self.conn.clone(), self.inventory_vars.clone())
+        let mut h = HostRun::new(&self.name, self.conn.clone(), self.inventory_vars.clone());
+        // A node left pending is still finished on the way out.
+        h.operator = self.operator.clone();
+        h
     }
 
     /// Marks the host out of the run, counting the failure once.
@@ -190,6 +199,7 @@ impl HostRun {
     /// Runs task `task` of play `play` (0-based) on this host and counts its result.
     pub async fn run_task(&mut self, world: &RunWorld, play: usize, task: usize) -> TaskResult {
         let (mut result, lua_stuck) = self.task_result(world, play, task, false).await;
+        self.register(world, play, task, &result);
         if result.status == Status::Unreachable && self.drained {
             result = result.hint(
                 "this host was drained and cannot be restored now: the units drain stopped stay stopped (the agent records them) until a restore{} task runs on it",
@@ -207,6 +217,33 @@ impl HostRun {
             });
         }
         result
+    }
+
+    /// A task's `register` and `check_mode` after it ran: its result becomes a variable,
+    /// and what a check-mode task projected does not outlive it in a real run.
+    fn register(&mut self, world: &RunWorld, play: usize, task: usize, r: &TaskResult) {
+        let Some(t) = self
+            .lua
+            .as_ref()
+            .and_then(|(_, plays)| plays.get(play))
+            .and_then(|p| p.tasks.get(task))
+        else {
+            return;
+        };
+        if t.check_mode && !world.check {
+            self.projected = None;
+        }
+        if let Some(name) = &t.register {
+            self.registered.insert(
+                name.clone(),
+                serde_json::json!({
+                    "changed": r.status == Status::Changed,
+                    "failed": r.status.is_failure(),
+                    "skipped": r.status == Status::Skipped,
+                    "msg": r.message,
+                }),
+            );
+        }
     }
 
     /// Runs the play's `restore` task `task` for a host that failed after a `drain`, as
@@ -259,8 +296,10 @@ impl HostRun {
             Value::String(self.name.clone()),
         );
         vars.extend(p.vars.clone());
+        vars.extend(self.registered.clone());
         vars.extend(world.shared.extra_vars.clone());
-        vars.insert("ansible_check_mode".into(), Value::Bool(world.check));
+        let check = world.check || t.check_mode;
+        vars.insert("ansible_check_mode".into(), Value::Bool(check));
         let mut cx = TaskCx {
             host: &self.name,
             lua,
@@ -268,13 +307,14 @@ impl HostRun {
             session,
             conn: &self.conn,
             vars: &vars,
-            check: world.check,
+            check,
             projected: &mut self.projected,
             context: &world.context,
             events: &world.events,
             rebooted_for_pending: &mut self.rebooted_for_pending,
             drained: &mut self.drained,
             k8s: &world.k8s,
+            operator: &mut self.operator,
         };
         if let Some(cond) = t.when.as_ref().filter(|_| !forced) {
             let run = match cond {

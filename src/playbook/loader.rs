@@ -40,7 +40,17 @@ const PLAY_KEYS: &[&str] = &[
     "vars",
     "tasks",
 ];
-const TASK_KEYS: &[&str] = &["name", "when", "tags", "retries", "delay", "run", "action"];
+const TASK_KEYS: &[&str] = &[
+    "name",
+    "when",
+    "tags",
+    "retries",
+    "delay",
+    "run",
+    "action",
+    "register",
+    "check_mode",
+];
 const POSITIONS_KEY: &str = "migfleet.loader.positions";
 const DEFAULT_DELAY: Duration = Duration::from_secs(5);
 /// Bounds on `delay` (a day) and `retries`: beyond them a typo, not a plan.
@@ -456,6 +466,8 @@ impl Ctx<'_> {
         let mut retries = 0;
         let mut delay = DEFAULT_DELAY;
         let mut run = None;
+        let mut register = None;
+        let mut check_mode = false;
         // A bare module call is a task of its own: `tasks = { mig.apply{...} }`.
         let bare = is_descriptor(t);
         let mut module: Option<(Table, &str)> = bare.then(|| (t.clone(), "[1]"));
@@ -487,6 +499,26 @@ impl Ctx<'_> {
                     });
                 }
                 "tags" => tags = parse_tags(&v).map_err(bad)?,
+                "register" => {
+                    let r = expect_string(&v, "register").map_err(bad)?;
+                    let ok = r.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                        && r.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                    if !ok {
+                        return Err(bad(format!(
+                            "register must be a variable name (letters, digits, _), got \"{r}\""
+                        )));
+                    }
+                    register = Some(r);
+                }
+                "check_mode" => match v {
+                    Value::Boolean(b) => check_mode = b,
+                    other => {
+                        return Err(bad(format!(
+                            "check_mode must be true or false, got {}",
+                            other.type_name()
+                        )));
+                    }
+                },
                 "retries" => {
                     retries = as_int(&v)
                         .and_then(|n| u32::try_from(n).ok())
@@ -577,6 +609,8 @@ impl Ctx<'_> {
             tags,
             retries,
             delay,
+            register,
+            check_mode,
             pos,
         })
     }

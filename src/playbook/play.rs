@@ -58,6 +58,12 @@ pub struct Task {
     pub retries: u32,
     /// Pause between attempts (default 5 s, Ansible's default).
     pub delay: Duration,
+    /// `register = "name"`: the result is the host's variable `name` for later tasks
+    /// (`{ changed, failed, skipped, msg }`), as Ansible's `register`.
+    pub register: Option<String>,
+    /// `check_mode = true`: this task only says what it would change, as in a `--check`
+    /// run (Ansible's task-level `check_mode`).
+    pub check_mode: bool,
     pub pos: SourcePos,
 }
 

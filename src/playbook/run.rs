@@ -148,8 +148,12 @@ pub async fn run(fleet: &Fleet, plan: Plan<'_>, world: Arc<RunWorld>) -> Finishe
                 )
                 .await;
                 let mut just_failed = Vec::new();
+                let mut just_down = Vec::new();
                 let restores_later = restore_after(&plan, pi, ti).is_some();
                 for (host, mut result) in results {
+                    if result.status.is_failure() {
+                        just_down.push(host.clone());
+                    }
                     if result.status == Status::Failed {
                         just_failed.push(host.clone());
                         if !restores_later && runs.get(&host).is_some_and(|r| r.drained) {
@@ -167,6 +171,7 @@ pub async fn run(fleet: &Fleet, plan: Plan<'_>, world: Arc<RunWorld>) -> Finishe
                     });
                 }
                 restore_on_the_way_out(&mut runs, &just_failed, &plan, pi, ti, fleet, &world).await;
+                operator_on_the_way_out(&mut runs, &just_down, (pi, ti, &task.name), &world).await;
                 // Ansible's linear strategy checks the budget after every task.
                 let failed = failed_in(&runs, &batch);
                 if (play.any_errors_fatal && failed > 0)
@@ -208,6 +213,25 @@ pub async fn run(fleet: &Fleet, plan: Plan<'_>, world: Arc<RunWorld>) -> Finishe
                 break 'plays;
             }
         }
+    }
+    // A node this run set pending is never left so: hosts stopped (Ctrl-C, a spent
+    // failure budget) or whose playbook ended before a `success` get `failed` now.
+    let left_pending: Vec<String> = order
+        .iter()
+        .filter(|h| runs.get(*h).is_some_and(|r| r.operator.is_some()))
+        .cloned()
+        .collect();
+    if !left_pending.is_empty() {
+        let pi = plan.plays.len().saturating_sub(1);
+        let name = "GPU Operator: nodes still pending set failed, operands restored";
+        events.send(Event::TaskStart {
+            play: pi + 1,
+            task: 0,
+            name: name.to_string(),
+            pos: String::new(),
+            hosts: left_pending.len(),
+        });
+        operator_on_the_way_out(&mut runs, &left_pending, (pi, usize::MAX, name), &world).await;
     }
     let mut stopped_by_ctrl_c = Vec::new();
     let hosts: Vec<(String, HostStats)> = order
@@ -274,6 +298,37 @@ async fn restore_on_the_way_out(
             play: pi + 1,
             task: rti + 1,
             name: play.tasks[rti].name.clone(),
+            result,
+        });
+    }
+}
+
+/// Hosts among `hosts` whose node this run set `pending` (GPU Operator protocol) get it
+/// set `failed` with the operands restored, reported as a result of task `ti` (or of
+/// the closing step, `usize::MAX`). Nodes are reached through the API server, so an
+/// unreachable host's node is finished too.
+async fn operator_on_the_way_out(
+    runs: &mut HashMap<String, HostRun>,
+    hosts: &[String],
+    (pi, ti, name): (usize, usize, &str),
+    world: &Arc<RunWorld>,
+) {
+    let marks: Vec<(String, super::modules::OperatorMark)> = hosts
+        .iter()
+        .filter_map(|h| {
+            runs.get_mut(h)
+                .and_then(|r| r.operator.take())
+                .map(|m| (h.clone(), m))
+        })
+        .collect();
+    // One or two API calls per node, and few nodes fail at once: one after another.
+    for (host, mark) in marks {
+        let result = super::modules::fail_on_the_way_out(&world.k8s, &mark).await;
+        world.events.send(Event::TaskResult {
+            host,
+            play: pi + 1,
+            task: ti.wrapping_add(1),
+            name: name.to_string(),
             result,
         });
     }

@@ -245,3 +245,360 @@ fn a_budget_that_allows_no_disruption_fails_the_drain_in_its_timeout_naming_pod_
         );
     });
 }
+
+/// A mig-parted file as the GPU Operator's ConfigMap holds it.
+const PARTED: &str = r#"version: v1
+mig-configs:
+  all-disabled:
+    - devices: all
+      mig-enabled: false
+  a100-balanced:
+    - devices: all
+      mig-enabled: true
+      mig-devices: { "1g.5gb": 2, "2g.10gb": 1, "3g.20gb": 1 }
+  h100-balanced:
+    - devices: all
+      mig-enabled: true
+      mig-devices: { "1g.10gb": 2, "2g.20gb": 1, "3g.40gb": 1 }
+  h100-small:
+    - devices: all
+      mig-enabled: true
+      mig-devices: { "1g.10gb": 4, "3g.40gb": 1 }
+"#;
+
+const OP_NS: &str = "gpu-operator";
+
+/// A GPU Operator cluster: per node its `nvidia.com/mig.config`, operands deployed
+/// (device plugin and GFD on, DCGM exporter switched off by an admin), their pods (the
+/// device plugin takes a second to stop), validator pods, and one GPU workload pod;
+/// the operator's mig-parted ConfigMap.
+fn operator_cluster(nodes: &[(&str, &str)]) -> Cluster {
+    let mut c = Cluster::default();
+    for (node, config) in nodes {
+        c.add_node(
+            node,
+            &[
+                ("nvidia.com/mig.config", config),
+                ("nvidia.com/gpu.deploy.device-plugin", "true"),
+                ("nvidia.com/gpu.deploy.gpu-feature-discovery", "true"),
+                ("nvidia.com/gpu.deploy.dcgm-exporter", "false"),
+            ],
+        );
+        c.add_operand_pod(
+            OP_NS,
+            "nvidia-device-plugin-daemonset",
+            node,
+            "device-plugin",
+            1,
+        );
+        c.add_operand_pod(
+            OP_NS,
+            "gpu-feature-discovery",
+            node,
+            "gpu-feature-discovery",
+            0,
+        );
+        for app in ["nvidia-cuda-validator", "nvidia-operator-validator"] {
+            c.add_pod(
+                OP_NS,
+                &format!("{app}-{node}"),
+                node,
+                &[("app", app)],
+                false,
+                Some(("Job", app)),
+            );
+        }
+        c.add_pod(
+            "ml",
+            &format!("work-{node}"),
+            node,
+            &[("app", "work")],
+            true,
+            Some(("StatefulSet", "work")),
+        );
+    }
+    c.add_config_map(
+        OP_NS,
+        "default-mig-parted-config",
+        &[("config.yaml", PARTED)],
+    );
+    c
+}
+
+fn k8s_mig() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("playbooks/k8s-mig.lua")
+        .display()
+        .to_string()
+}
+
+/// The values a node's label took, in order.
+fn label_history(c: &Cluster, node: &str, key: &str) -> Vec<Option<String>> {
+    c.label_log
+        .iter()
+        .filter(|(n, k, _)| n == node && k == key)
+        .map(|(_, _, v)| v.clone())
+        .collect()
+}
+
+fn has_pod(c: &Cluster, ns: &str, name: &str) -> bool {
+    c.pods.contains_key(&(ns.to_string(), name.to_string()))
+}
+
+fn gi_profiles(s: &serde_json::Value, gpu: usize) -> Vec<u64> {
+    let mut v: Vec<u64> = s["gpus"][gpu]["gpu_instances"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|g| g["profile_id"].as_u64().unwrap())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn k8s_mig_stands_in_for_the_mig_manager_pending_rebooting_success_and_a_rerun_disturbs_nothing() {
+    // An A100 that cannot be reset (the mode change takes a reboot) and an H100.
+    let lab = crate::support::lab::Lab::new("kmig", &[&[("A100-40GB", 1)], &[("H100-80GB", 2)]]);
+    lab.forbid_resets();
+    let (a, h) = (lab.hosts[0].tag.clone(), lab.hosts[1].tag.clone());
+    let api = FakeApi::start(operator_cluster(&[
+        (&a, "a100-balanced"),
+        (&h, "h100-balanced"),
+    ]));
+    let kc = api.kubeconfig(&lab.hosts[0].dir().join("kubeconfig"));
+    let kc = kc.to_str().unwrap();
+    let r = lab.run(&k8s_mig(), &["--kubeconfig", kc, "--no-retry-file"]);
+    assert_eq!(r.code, 0, "{}", r.shown);
+    assert_eq!(lab.sim(0).reboots(), 1, "{}", r.shown);
+    assert_eq!(lab.sim(1).reboots(), 0, "{}", r.shown);
+    // A100-40GB: 3g.20gb 9, 2g.10gb 14, 1g.5gb 19; H100-80GB: 3g.40gb 9, 2g.20gb 14, 1g.10gb 19.
+    assert_eq!(
+        gi_profiles(&lab.state(0), 0),
+        [9, 14, 19, 19],
+        "{}",
+        r.shown
+    );
+    for gpu in 0..2 {
+        assert_eq!(
+            gi_profiles(&lab.state(1), gpu),
+            [9, 14, 19, 19],
+            "{}",
+            r.shown
+        );
+    }
+    api.with(|c| {
+        let s = |v: &[&str]| v.iter().map(|x| Some(x.to_string())).collect::<Vec<_>>();
+        assert_eq!(
+            label_history(c, &a, "nvidia.com/mig.config.state"),
+            s(&["pending", "rebooting", "success"]),
+            "{}",
+            r.shown
+        );
+        assert_eq!(
+            label_history(c, &h, "nvidia.com/mig.config.state"),
+            s(&["pending", "success"]),
+            "{}",
+            r.shown
+        );
+        for node in [&a, &h] {
+            for op in ["device-plugin", "gpu-feature-discovery"] {
+                assert_eq!(
+                    label_history(c, node, &format!("nvidia.com/gpu.deploy.{op}")),
+                    s(&["paused-for-mig-change", "true"]),
+                    "{op} on {node}"
+                );
+            }
+            // An admin's `false` is left alone.
+            assert_eq!(
+                c.label(node, "nvidia.com/gpu.deploy.dcgm-exporter")
+                    .as_deref(),
+                Some("false")
+            );
+            assert!(label_history(c, node, "nvidia.com/gpu.deploy.dcgm-exporter").is_empty());
+            assert!(!c.unschedulable(node), "{node} left cordoned");
+            // The GPU workload was evicted; the operands came back; the validators that
+            // hold GPU handles were deleted, and the operator's to validate again.
+            assert!(!has_pod(c, "ml", &format!("work-{node}")));
+            assert!(has_pod(
+                c,
+                OP_NS,
+                &format!("nvidia-device-plugin-daemonset-{node}")
+            ));
+            assert!(has_pod(c, OP_NS, &format!("gpu-feature-discovery-{node}")));
+            assert!(!has_pod(c, OP_NS, &format!("nvidia-cuda-validator-{node}")));
+            assert!(!has_pod(
+                c,
+                OP_NS,
+                &format!("nvidia-operator-validator-{node}")
+            ));
+        }
+        // The operand pods were gone before the GPUs changed: their deletions come before
+        // the workload's eviction.
+        let at = |what: &str| c.changes.iter().position(|l| l.contains(what)).unwrap();
+        assert!(at("nvidia-cuda-validator") < at(&format!("work-{a}/eviction")));
+    });
+
+    // Again, with a new GPU workload running: every config is in place, so nothing is
+    // paused, drained or changed.
+    let before = api.with(|c| {
+        c.add_pod(
+            "ml",
+            "work-2",
+            &h,
+            &[("app", "work")],
+            true,
+            Some(("StatefulSet", "work")),
+        );
+        c.label_log.len()
+    });
+    let r = lab.run(&k8s_mig(), &["--kubeconfig", kc, "--no-retry-file"]);
+    assert_eq!(r.code, 0, "{}", r.shown);
+    for host in [&a, &h] {
+        assert!(r.recap(host).contains("changed=0"), "{}", r.shown);
+    }
+    api.with(|c| {
+        assert_eq!(c.label_log.len(), before, "{:?}", &c.label_log[before..]);
+        assert!(has_pod(c, "ml", "work-2"));
+    });
+    assert_eq!(lab.sim(0).reboots(), 1);
+}
+
+#[test]
+fn a_budget_blocking_the_drain_fails_the_host_with_state_failed_and_operands_restored() {
+    let lab = crate::support::lab::Lab::new("kpdb", &[&[("H100-80GB", 1)]]);
+    let node = lab.hosts[0].tag.clone();
+    let mut cluster = operator_cluster(&[(&node, "h100-balanced")]);
+    cluster.add_pdb("ml", "work-pdb", &[("app", "work")], 0);
+    let api = FakeApi::start(cluster);
+    let kc = api.kubeconfig(&lab.hosts[0].dir().join("kubeconfig"));
+    let r = lab.run(
+        &k8s_mig(),
+        &[
+            "--kubeconfig",
+            kc.to_str().unwrap(),
+            "--no-retry-file",
+            "-e",
+            "drain_timeout=2",
+        ],
+    );
+    assert_eq!(r.code, 2, "{}", r.shown);
+    assert!(r.stdout.contains("budgets ml/work-pdb"), "{}", r.shown);
+    assert!(
+        r.stdout.contains("nvidia.com/mig.config.state=failed"),
+        "{}",
+        r.shown
+    );
+    // Nothing on the GPUs changed.
+    assert!(gi_profiles(&lab.state(0), 0).is_empty(), "{}", r.shown);
+    api.with(|c| {
+        let s = |v: &[&str]| v.iter().map(|x| Some(x.to_string())).collect::<Vec<_>>();
+        assert_eq!(
+            label_history(c, &node, "nvidia.com/mig.config.state"),
+            s(&["pending", "failed"])
+        );
+        assert_eq!(
+            c.label(&node, "nvidia.com/gpu.deploy.device-plugin")
+                .as_deref(),
+            Some("true")
+        );
+        assert_eq!(
+            c.label(&node, "nvidia.com/gpu.deploy.dcgm-exporter")
+                .as_deref(),
+            Some("false")
+        );
+        assert!(has_pod(c, "ml", &format!("work-{node}")));
+        // As kubectl drain leaves it: still cordoned, for someone to look at.
+        assert!(c.unschedulable(&node));
+    });
+}
+
+#[test]
+fn configs_from_the_configmap_and_node_labels_change_only_what_the_new_config_drops() {
+    let lab = crate::support::lab::Lab::new("kcfg", &[&[("H100-80GB", 1)]]);
+    let node = lab.hosts[0].tag.clone();
+    let api = FakeApi::start(operator_cluster(&[(&node, "h100-balanced")]));
+    let kc = api.kubeconfig(&lab.hosts[0].dir().join("kubeconfig"));
+    let kc = kc.to_str().unwrap();
+    let r = lab.run(&k8s_mig(), &["--kubeconfig", kc, "--no-retry-file"]);
+    assert_eq!(r.code, 0, "{}", r.shown);
+    // A job runs on the 3g.40gb instance; the label names a config that keeps it.
+    let gi3 = lab.state(0)["gpus"][0]["gpu_instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["profile_id"] == 9)
+        .unwrap()["id"]
+        .as_u64()
+        .unwrap();
+    let ci = lab.state(0)["gpus"][0]["gpu_instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["id"] == gi3)
+        .unwrap()["compute_instances"][0]["id"]
+        .as_u64()
+        .unwrap();
+    lab.nvml_sim(
+        0,
+        &[
+            "process",
+            "add",
+            "--gpu",
+            "0",
+            "--gi",
+            &gi3.to_string(),
+            "--ci",
+            &ci.to_string(),
+            "--pid",
+            "4242",
+            "--mem",
+            "1000",
+        ],
+    );
+    api.with(|c| {
+        let n = c.nodes.get_mut(&node).unwrap();
+        n["metadata"]["labels"]["nvidia.com/mig.config"] = serde_json::json!("h100-small");
+    });
+    let (destroys, creates) = (
+        lab.calls(0, "nvmlGpuInstanceDestroy"),
+        lab.calls(0, "CreateGpuInstance"),
+    );
+    let r = lab.run(&k8s_mig(), &["--kubeconfig", kc, "--no-retry-file"]);
+    assert_eq!(r.code, 0, "{}", r.shown);
+    assert_eq!(
+        gi_profiles(&lab.state(0), 0),
+        [9, 19, 19, 19, 19],
+        "{}",
+        r.shown
+    );
+    // 2×1g + 2g + 3g → 4×1g + 3g: only the 2g goes, two 1g come; the busy 3g and the
+    // two 1g it had stay.
+    assert_eq!(
+        lab.calls(0, "nvmlGpuInstanceDestroy") - destroys,
+        1,
+        "{}",
+        r.shown
+    );
+    assert_eq!(
+        lab.calls(0, "CreateGpuInstance") - creates,
+        2,
+        "{}",
+        r.shown
+    );
+    assert!(
+        lab.state(0)["gpus"][0]["gpu_instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["id"] == gi3)
+    );
+    api.with(|c| {
+        assert_eq!(
+            c.label(&node, "nvidia.com/mig.config.state").as_deref(),
+            Some("success")
+        );
+    });
+}

@@ -1,7 +1,7 @@
 //! The `k8s.*` modules, on the host's Kubernetes node (`k8s_node`, else the inventory
 //! name): `k8s.cordon{}`, `k8s.uncordon{}`, `k8s.label{ set, remove }`,
-//! `k8s.annotate{ set, remove }`, `k8s.drain{ pods, timeout, grace_period }`. Check mode
-//! reads the node and says what would change.
+//! `k8s.annotate{ set, remove }`, `k8s.drain{ pods, timeout, grace_period }`,
+//! `k8s.gpu_operator{ state }`. Check mode reads the node and says what would change.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -10,6 +10,7 @@ use serde_json::Value as Json;
 
 use super::{Args, Lost, TaskCx};
 use crate::fleet::TaskResult;
+use crate::k8s::gpu_operator::{self, State};
 use crate::k8s::{self, DrainPods, Meta};
 
 pub const CORDON_KEYS: &[&str] = &[];
@@ -316,5 +317,252 @@ impl K8sDrain {
                 Err(e) => TaskResult::failed(format!("k8s.drain of node {node}: {e}")),
             },
         )
+    }
+}
+
+pub const OPERATOR_KEYS: &[&str] = &[
+    "state",
+    "namespace",
+    "timeout",
+    "layout",
+    "policy",
+    "mig_parted",
+];
+
+/// `k8s.gpu_operator{ state = "pending" | "success" | "failed", namespace, timeout }`: the
+/// GPU Operator's MIG protocol on the host's node (see [`crate::k8s::gpu_operator`]).
+/// `pending` pauses the operands and waits for their pods to go; while it holds, a
+/// reboot first sets `rebooting`, and a host that fails (or a run that stops) before a
+/// `success` task gets `failed` with its operands restored: a node is never left pending.
+#[derive(Clone, Debug)]
+pub struct K8sGpuOperator {
+    pub state: State,
+    /// The GPU Operator's namespace (where its operand pods run).
+    pub namespace: String,
+    /// How long the operand pods may take to go.
+    pub timeout: Duration,
+    /// With `pending`: the config about to be applied. As the MIG manager does, a config
+    /// that cannot be read or named sets the node `failed`, and one already in place sets
+    /// it `success` without pausing anything (the task is then ok, not changed).
+    pub target: Option<super::target::Target>,
+}
+
+/// A node this run set `pending`: what finishing it on the way out needs.
+#[derive(Clone, Debug)]
+pub struct OperatorMark {
+    pub node: String,
+    pub namespace: String,
+}
+
+impl K8sGpuOperator {
+    pub fn parse(a: &Args<'_>) -> Result<K8sGpuOperator, String> {
+        let state = match a.string("state")?.as_deref() {
+            Some("pending") => State::Pending,
+            Some("success") => State::Success,
+            Some("failed") => State::Failed,
+            Some(other) => {
+                return Err(format!(
+                    "k8s.gpu_operator: `state` must be \"pending\", \"success\" or \"failed\", got \"{other}\" (\"rebooting\" is set by the reboot itself)"
+                ));
+            }
+            None => {
+                return Err(
+                    "k8s.gpu_operator needs state = \"pending\" (before the change), \"success\" or \"failed\" (after it)".into(),
+                );
+            }
+        };
+        Ok(K8sGpuOperator {
+            state,
+            namespace: a
+                .string("namespace")?
+                .unwrap_or_else(|| "gpu-operator".to_string()),
+            timeout: a.seconds("timeout")?.unwrap_or(Duration::from_secs(300)),
+            target: match super::target::Target::parse(a, false)? {
+                Some(_) if state != State::Pending => {
+                    return Err(
+                        "k8s.gpu_operator: a config (mig_parted, layout or policy) goes with state = \"pending\" only".into(),
+                    );
+                }
+                t => t,
+            },
+        })
+    }
+
+    /// `Some(result)` when the node needs no change: the config is already in place
+    /// (`success`), or it cannot be read (`failed`).
+    async fn settled(
+        &self,
+        cx: &mut TaskCx<'_>,
+        client: &kube::Client,
+        node: &str,
+    ) -> Result<Option<TaskResult>, Lost> {
+        let Some(target) = &self.target else {
+            return Ok(None);
+        };
+        let target = match target.bind(cx).await {
+            Ok(t) => t,
+            Err(e) => {
+                let set = gpu_operator::finish(client, node, &self.namespace, State::Failed).await;
+                return Ok(Some(TaskResult::failed(match set {
+                    Ok((restored, _)) => format!(
+                        "{e}; node {node}: {}=failed{}",
+                        gpu_operator::STATE_LABEL,
+                        restored_text(&restored)
+                    ),
+                    Err(b) => format!("{e}; setting node {node} failed did not work either: {b}"),
+                })));
+            }
+        };
+        let assert = super::mig_assert::MigAssert {
+            enabled: None,
+            target: Some(target),
+            gpus: None,
+        };
+        if assert.run(cx).await?.status != crate::fleet::Status::Ok {
+            return Ok(None);
+        }
+        Ok(Some(
+            match gpu_operator::finish(client, node, &self.namespace, State::Success).await {
+                Ok((restored, _)) => TaskResult::ok(format!(
+                    "node {node}: its config is already in place; {}=success{}",
+                    gpu_operator::STATE_LABEL,
+                    restored_text(&restored)
+                )),
+                Err(e) => TaskResult::failed(e),
+            },
+        ))
+    }
+
+    pub async fn run(&self, cx: &mut TaskCx<'_>) -> Result<TaskResult, Lost> {
+        let (client, node) = match reach(cx).await {
+            Ok(r) => r,
+            Err(f) => return Ok(f),
+        };
+        if cx.check {
+            return Ok(
+                match k8s::node_label(&client, &node, gpu_operator::STATE_LABEL).await {
+                    Ok(Some(s)) if s == self.state.as_str() => TaskResult::ok(format!(
+                        "node {node}: {} already {s}",
+                        gpu_operator::STATE_LABEL
+                    )),
+                    Ok(_) => TaskResult::changed(format!(
+                        "check mode: node {node} would get {}={}{}",
+                        gpu_operator::STATE_LABEL,
+                        self.state.as_str(),
+                        if self.state == State::Pending {
+                            ", its GPU operands paused"
+                        } else {
+                            ", its paused GPU operands restored"
+                        }
+                    )),
+                    Err(e) => TaskResult::failed(e),
+                },
+            );
+        }
+        if self.state != State::Pending {
+            let r = gpu_operator::finish(&client, &node, &self.namespace, self.state).await;
+            *cx.operator = None;
+            return Ok(match r {
+                Ok((restored, false)) if restored.is_empty() => TaskResult::ok(format!(
+                    "node {node}: {} already {}",
+                    gpu_operator::STATE_LABEL,
+                    self.state.as_str()
+                )),
+                Ok((restored, _)) => TaskResult::changed(format!(
+                    "node {node}: {}={}{}",
+                    gpu_operator::STATE_LABEL,
+                    self.state.as_str(),
+                    restored_text(&restored)
+                )),
+                Err(e) => TaskResult::failed(e),
+            });
+        }
+        if let Some(done) = self.settled(cx, &client, &node).await? {
+            return Ok(done);
+        }
+        let paused = match gpu_operator::pause(&client, &node).await {
+            Ok(p) => p,
+            Err(e) => {
+                // Whatever part of the patch landed is taken back.
+                let back = gpu_operator::finish(&client, &node, &self.namespace, State::Failed)
+                    .await
+                    .err();
+                return Ok(TaskResult::failed(format!(
+                    "{e}{}",
+                    back.map(|b| format!("; setting it failed did not work either: {b}"))
+                        .unwrap_or_default()
+                )));
+            }
+        };
+        *cx.operator = Some(OperatorMark {
+            node: node.clone(),
+            namespace: self.namespace.clone(),
+        });
+        let (events, host) = (cx.events.clone(), cx.host.to_string());
+        let progress = move |m: String| events.progress(&host, m);
+        if let Err(e) = gpu_operator::await_operands_gone(
+            &client,
+            &node,
+            &self.namespace,
+            &paused.operands,
+            self.timeout,
+            &progress,
+        )
+        .await
+        {
+            *cx.operator = None;
+            let back = gpu_operator::finish(&client, &node, &self.namespace, State::Failed).await;
+            return Ok(TaskResult::failed(match back {
+                Ok((restored, _)) => format!(
+                    "{e}; node {node}: {}=failed{}",
+                    gpu_operator::STATE_LABEL,
+                    restored_text(&restored)
+                ),
+                Err(b) => format!("{e}; and setting the node failed did not work: {b}"),
+            }));
+        }
+        let what = if paused.operands.is_empty() {
+            "no operand to pause".to_string()
+        } else {
+            format!("paused {}", paused.operands.join(", "))
+        };
+        Ok(if paused.changed {
+            TaskResult::changed(format!(
+                "node {node}: {}=pending; {what}",
+                gpu_operator::STATE_LABEL
+            ))
+        } else {
+            TaskResult::ok(format!("node {node}: already pending; {what}",))
+        })
+    }
+}
+
+fn restored_text(restored: &[String]) -> String {
+    if restored.is_empty() {
+        String::new()
+    } else {
+        format!("; restored {}", restored.join(", "))
+    }
+}
+
+/// Finishes a node this run left pending: `failed`, operands restored. For hosts that
+/// failed, became unreachable or were stopped after `k8s.gpu_operator{ state = "pending" }`.
+pub async fn fail_on_the_way_out(k8s: &crate::k8s::K8s, mark: &OperatorMark) -> TaskResult {
+    let client = match k8s.client().await {
+        Ok(c) => c,
+        Err(e) => return TaskResult::failed(e),
+    };
+    match gpu_operator::finish(&client, &mark.node, &mark.namespace, State::Failed).await {
+        Ok((restored, _)) => TaskResult::changed(format!(
+            "on the way out: node {}: {}=failed{}",
+            mark.node,
+            gpu_operator::STATE_LABEL,
+            restored_text(&restored)
+        )),
+        Err(e) => TaskResult::failed(format!(
+            "on the way out: node {} could not be set failed: {e}",
+            mark.node
+        ))
+        .hint("the node is left pending with its GPU operands paused: set nvidia.com/mig.config.state=failed and every nvidia.com/gpu.deploy.* label that says paused-for-mig-change back to true"),
     }
 }

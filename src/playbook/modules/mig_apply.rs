@@ -88,7 +88,11 @@ impl MigApply {
             Err(e) => return Ok(TaskResult::failed(format!("mig.apply: {e}"))),
         };
         let view = host_view::view(cx.host, cx.vars, &facts, cx.check);
-        let wanted = match self.target.resolve_for(cx, &facts, &view, &selected).await {
+        let target = match self.target.bind(cx).await {
+            Ok(t) => t,
+            Err(e) => return Ok(TaskResult::failed(format!("mig.apply: {e}"))),
+        };
+        let wanted = match target.resolve_for(cx, &facts, &view, &selected).await {
             Ok(Ok(w)) => w,
             Ok(Err(e)) => return Ok(TaskResult::failed(format!("mig.apply: {e}"))),
             Err(stuck) => return Err(Lost::stuck(stuck)),

@@ -67,6 +67,10 @@ impl MigAssert {
         let mut layouts = Vec::new();
         if let Some(target) = &self.target {
             let view = host_view::view(cx.host, cx.vars, &facts, cx.check);
+            let target = match target.bind(cx).await {
+                Ok(t) => t,
+                Err(e) => return Ok(TaskResult::failed(format!("mig.assert: {e}"))),
+            };
             let wanted = match target.resolve_for(cx, &facts, &view, &selected).await {
                 Ok(Ok(w)) => w,
                 Ok(Err(e)) => return Ok(TaskResult::failed(format!("mig.assert: {e}"))),

@@ -28,6 +28,7 @@ use crate::fleet::{GpuResult, TaskResult};
 use crate::inventory::Connection;
 
 pub use args::{Args, ParseCx};
+pub use k8s::{OperatorMark, fail_on_the_way_out};
 
 /// Every module a playbook can call: the one list of names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -45,10 +46,11 @@ pub enum ModuleName {
     K8sLabel,
     K8sAnnotate,
     K8sDrain,
+    K8sGpuOperator,
 }
 
 impl ModuleName {
-    pub const ALL: [ModuleName; 13] = [
+    pub const ALL: [ModuleName; 14] = [
         ModuleName::MigMode,
         ModuleName::MigApply,
         ModuleName::MigAssert,
@@ -62,6 +64,7 @@ impl ModuleName {
         ModuleName::K8sLabel,
         ModuleName::K8sAnnotate,
         ModuleName::K8sDrain,
+        ModuleName::K8sGpuOperator,
     ];
 
     /// The name as Lua spells it: `mig.apply`, `drain`.
@@ -80,6 +83,7 @@ impl ModuleName {
             ModuleName::K8sLabel => "k8s.label",
             ModuleName::K8sAnnotate => "k8s.annotate",
             ModuleName::K8sDrain => "k8s.drain",
+            ModuleName::K8sGpuOperator => "k8s.gpu_operator",
         }
     }
 
@@ -101,6 +105,7 @@ impl ModuleName {
             ModuleName::K8sCordon | ModuleName::K8sUncordon => k8s::CORDON_KEYS,
             ModuleName::K8sLabel | ModuleName::K8sAnnotate => k8s::META_KEYS,
             ModuleName::K8sDrain => k8s::DRAIN_KEYS,
+            ModuleName::K8sGpuOperator => k8s::OPERATOR_KEYS,
         }
     }
 }
@@ -119,6 +124,7 @@ pub enum Module {
     K8sCordon(k8s::K8sCordon),
     K8sMeta(k8s::K8sMeta),
     K8sDrain(k8s::K8sDrain),
+    K8sGpuOperator(k8s::K8sGpuOperator),
 }
 
 impl Module {
@@ -137,6 +143,7 @@ impl Module {
             Module::K8sMeta(m) if m.which == crate::k8s::Meta::Labels => ModuleName::K8sLabel,
             Module::K8sMeta(_) => ModuleName::K8sAnnotate,
             Module::K8sDrain(_) => ModuleName::K8sDrain,
+            Module::K8sGpuOperator(_) => ModuleName::K8sGpuOperator,
         }
     }
 
@@ -166,6 +173,7 @@ impl Module {
                 Module::K8sMeta(k8s::K8sMeta::parse(&a, crate::k8s::Meta::Annotations)?)
             }
             ModuleName::K8sDrain => Module::K8sDrain(k8s::K8sDrain::parse(&a)?),
+            ModuleName::K8sGpuOperator => Module::K8sGpuOperator(k8s::K8sGpuOperator::parse(&a)?),
         })
     }
 
@@ -183,6 +191,7 @@ impl Module {
             Module::K8sCordon(m) => m.run(cx).await,
             Module::K8sMeta(m) => m.run(cx).await,
             Module::K8sDrain(m) => m.run(cx).await,
+            Module::K8sGpuOperator(m) => m.run(cx).await,
         }
     }
 }
@@ -250,6 +259,8 @@ pub struct TaskCx<'a> {
     pub drained: &'a mut bool,
     /// The run's Kubernetes client (made on first use).
     pub k8s: &'a crate::k8s::K8s,
+    /// The host's node was set `pending` (GPU Operator protocol) and not finished yet.
+    pub operator: &'a mut Option<OperatorMark>,
 }
 
 /// A failed agent call, sorted: the agent refused (the task fails, the host goes on) or

@@ -150,6 +150,27 @@ pub async fn reboot(cx: &mut TaskCx<'_>, opts: &Reboot) -> Result<Rebooted, Rebo
             .progress(cx.host, format!("rebooting in {:?}", opts.pre_delay));
         tokio::time::sleep(opts.pre_delay).await;
     }
+    // Under the GPU Operator protocol the node says it is rebooting first; if it cannot
+    // say so, it is not rebooted (as the MIG manager refuses, so as never to reboot twice).
+    if let Some(mark) = cx.operator.clone() {
+        let said = match cx.k8s.client().await {
+            Ok(client) => {
+                crate::k8s::gpu_operator::set_state(
+                    &client,
+                    &mark.node,
+                    crate::k8s::gpu_operator::State::Rebooting,
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = said {
+            return Err(RebootFailure::Refused(format!(
+                "reboot: node {} could not be marked rebooting, so the host is not rebooted: {e}",
+                mark.node
+            )));
+        }
+    }
     let started = Instant::now();
     let op = Op::Reboot {
         command: cx.conn.reboot_command.clone(),

@@ -60,6 +60,39 @@ pub enum Target {
         func: FnRef,
     },
     MigParted(MigParted),
+    /// A mig-parted config known only on the host's turn: from a ConfigMap, or named by
+    /// a label of the host's node ([`Target::bind`] makes it a [`Target::MigParted`]).
+    Deferred(Deferred),
+}
+
+/// Where a mig-parted file comes from.
+#[derive(Clone, Debug)]
+pub enum PartedSource {
+    File {
+        path: PathBuf,
+        config: Arc<Config>,
+    },
+    /// `namespace/name` and the key holding the file (the GPU Operator's is
+    /// `gpu-operator/default-mig-parted-config`, key `config.yaml`).
+    ConfigMap {
+        namespace: String,
+        name: String,
+        key: String,
+    },
+}
+
+/// Which config of the file a host takes.
+#[derive(Clone, Debug)]
+pub enum PartedName {
+    Fixed(Option<String>),
+    /// The value of this label of the host's node (`nvidia.com/mig.config`).
+    Label(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct Deferred {
+    pub source: PartedSource,
+    pub name: PartedName,
 }
 
 /// A named config of a mig-parted file.
@@ -141,7 +174,73 @@ impl Target {
                 func: FnRef::new(func),
             }));
         }
-        Ok(Some(Target::MigParted(parse_mig_parted(a)?)))
+        parse_mig_parted(a).map(Some)
+    }
+
+    /// A target ready for [`Target::resolve`] on this host: a deferred mig-parted config
+    /// is read (a ConfigMap once per run) and named (from the node's label) now.
+    pub fn bind(
+        &self,
+        cx: &super::TaskCx<'_>,
+    ) -> impl std::future::Future<Output = Result<Target, String>> + Send + 'static {
+        let this = self.clone();
+        let node = cx
+            .conn
+            .k8s_node
+            .clone()
+            .unwrap_or_else(|| cx.host.to_string());
+        let k8s = cx.k8s.clone();
+        async move { this.bind_node(&k8s, &node).await }
+    }
+
+    async fn bind_node(&self, k8s: &crate::k8s::K8s, node: &str) -> Result<Target, String> {
+        let Target::Deferred(d) = self else {
+            return Ok(self.clone());
+        };
+        let (path, config) = match &d.source {
+            PartedSource::File { path, config } => (path.clone(), config.clone()),
+            PartedSource::ConfigMap {
+                namespace,
+                name,
+                key,
+            } => {
+                let client = k8s.client().await?;
+                let shown = PathBuf::from(format!("configmap {namespace}/{name}[{key}]"));
+                let config = k8s
+                    .config_map_cached(&client, namespace, name, key, |text| {
+                        spec::v1::parse(text)
+                            .map(Arc::new)
+                            .map_err(|errs| show(&shown, &errs))
+                    })
+                    .await?;
+                (shown, config)
+            }
+        };
+        let name = match &d.name {
+            PartedName::Fixed(n) => n.clone(),
+            PartedName::Label(key) => {
+                let client = k8s.client().await?;
+                match crate::k8s::node_label(&client, node, key).await? {
+                    Some(v) if !v.is_empty() => Some(v),
+                    _ => {
+                        return Err(format!(
+                            "node {node} has no `{key}` label naming its mig-parted config"
+                        ));
+                    }
+                }
+            }
+        };
+        let named = spec::select(&config, name.as_deref()).map_err(|e| show(&path, &[e]))?;
+        let index = config
+            .configs
+            .iter()
+            .position(|c| std::ptr::eq(c, named))
+            .unwrap_or(0);
+        Ok(Target::MigParted(MigParted {
+            path,
+            config,
+            index,
+        }))
     }
 
     /// What the target asks of each of `gpus` on a host with `facts` (policies see the
@@ -188,6 +287,7 @@ impl Target {
                 Ok(out)
             }
             Target::MigParted(mp) => mp.resolve(facts, gpus),
+            Target::Deferred(_) => Err("the mig-parted config was not read for this host".into()),
         }
     }
 
@@ -239,64 +339,125 @@ impl Target {
 
     /// `mig_parted` targets turn MIG on and off themselves; the others need it on.
     pub fn sets_mode(&self) -> bool {
-        matches!(self, Target::MigParted(_))
+        matches!(self, Target::MigParted(_) | Target::Deferred(_))
     }
 }
 
-fn parse_mig_parted(a: &Args<'_>) -> Result<MigParted, String> {
+const PARTED_KEYS: [&str; 5] = ["file", "configmap", "key", "config", "label"];
+
+fn parse_mig_parted(a: &Args<'_>) -> Result<Target, String> {
+    let usage = "`mig_parted` must be a table { file = \"path\" or configmap = \"namespace/name\", config = \"name\" or label = \"nvidia.com/mig.config\" }";
     let v = a.json("mig_parted")?;
     let Some(Json::Object(m)) = v else {
-        return Err(format!(
-            "{}: `mig_parted` must be a table {{ file = \"path\", config = \"name\" }}",
-            a.name()
-        ));
+        return Err(format!("{}: {usage}", a.name()));
     };
     for k in m.keys() {
-        if k != "file" && k != "config" {
-            let hint = super::closest(k, ["file", "config"])
+        if !PARTED_KEYS.contains(&k.as_str()) {
+            let hint = super::closest(k, PARTED_KEYS)
                 .map(|c| format!(" (did you mean `{c}`?)"))
                 .unwrap_or_default();
             return Err(format!(
-                "{}: unknown key `{k}` in mig_parted{hint}; keys: file, config",
-                a.name()
+                "{}: unknown key `{k}` in mig_parted{hint}; keys: {}",
+                a.name(),
+                PARTED_KEYS.join(", ")
             ));
         }
     }
-    let file = m
-        .get("file")
-        .and_then(Json::as_str)
-        .ok_or_else(|| format!("{}: mig_parted needs file = \"path\"", a.name()))?;
-    let path = {
-        let p = PathBuf::from(file);
-        let beside = a.cx.base_dir.join(&p);
-        if p.is_absolute() || p.exists() || !beside.exists() {
-            p
-        } else {
-            beside
+    let text = |k: &str| -> Result<Option<&str>, String> {
+        match m.get(k) {
+            None | Some(Json::Null) => Ok(None),
+            Some(Json::String(s)) if !s.is_empty() => Ok(Some(s.as_str())),
+            Some(_) => Err(format!(
+                "{}: mig_parted.{k} must be a non-empty string",
+                a.name()
+            )),
         }
     };
-    let config = a.cx.configs.load(&path)?;
-    let name = match m.get("config") {
-        None | Some(Json::Null) => None,
-        Some(Json::String(s)) => Some(s.as_str()),
-        Some(_) => {
+    let source = match (text("file")?, text("configmap")?) {
+        (Some(_), Some(_)) => {
             return Err(format!(
-                "{}: mig_parted.config must be a config name",
+                "{}: mig_parted takes file or configmap, not both",
                 a.name()
             ));
         }
+        (None, None) => {
+            return Err(format!(
+                "{}: mig_parted needs file = \"path\" or configmap = \"namespace/name\"",
+                a.name()
+            ));
+        }
+        (Some(file), None) => {
+            if text("key")?.is_some() {
+                return Err(format!(
+                    "{}: mig_parted.key is the ConfigMap's key; it goes with configmap",
+                    a.name()
+                ));
+            }
+            let path = {
+                let p = PathBuf::from(file);
+                let beside = a.cx.base_dir.join(&p);
+                if p.is_absolute() || p.exists() || !beside.exists() {
+                    p
+                } else {
+                    beside
+                }
+            };
+            let config = a.cx.configs.load(&path)?;
+            PartedSource::File { path, config }
+        }
+        (None, Some(cm)) => {
+            let Some((namespace, name)) = cm
+                .split_once('/')
+                .filter(|(n, c)| !n.is_empty() && !c.is_empty() && !c.contains('/'))
+            else {
+                return Err(format!(
+                    "{}: mig_parted.configmap is \"namespace/name\" (e.g. \"gpu-operator/default-mig-parted-config\"), got \"{cm}\"",
+                    a.name()
+                ));
+            };
+            PartedSource::ConfigMap {
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+                key: text("key")?.unwrap_or("config.yaml").to_string(),
+            }
+        }
     };
-    let named = spec::select(&config, name).map_err(|e| show(&path, &[e]))?;
-    let index = config
-        .configs
-        .iter()
-        .position(|c| std::ptr::eq(c, named))
-        .unwrap_or(0);
-    Ok(MigParted {
-        path,
-        config,
-        index,
-    })
+    let name = match (text("config")?, text("label")?) {
+        (Some(_), Some(_)) => {
+            return Err(format!(
+                "{}: mig_parted takes config (a name) or label (the node label naming it), not both",
+                a.name()
+            ));
+        }
+        (Some(c), None) => PartedName::Fixed(Some(c.to_string())),
+        (None, Some(l)) => {
+            if !super::k8s::label_key_ok(l) {
+                return Err(format!(
+                    "{}: mig_parted.label `{l}` is not a valid label key",
+                    a.name()
+                ));
+            }
+            PartedName::Label(l.to_string())
+        }
+        (None, None) => PartedName::Fixed(None),
+    };
+    match (source, name) {
+        // Known now: checked now, so a wrong name fails the load, not a host.
+        (PartedSource::File { path, config }, PartedName::Fixed(name)) => {
+            let named = spec::select(&config, name.as_deref()).map_err(|e| show(&path, &[e]))?;
+            let index = config
+                .configs
+                .iter()
+                .position(|c| std::ptr::eq(c, named))
+                .unwrap_or(0);
+            Ok(Target::MigParted(MigParted {
+                path,
+                config,
+                index,
+            }))
+        }
+        (source, name) => Ok(Target::Deferred(Deferred { source, name })),
+    }
 }
 
 impl MigParted {

@@ -2,8 +2,11 @@
 //! the real one for what migfleet and `kubectl label/cordon/drain` use — discovery,
 //! nodes (get, list, merge / strategic-merge / JSON patches, `resourceVersion`
 //! conflicts), pods (list with field and label selectors, get, delete with a grace
-//! period), `pods/eviction` answering 201, or 429 while a PodDisruptionBudget allows no
-//! disruption, PDB lists and DaemonSet gets. It stands in for an API server, which cannot
+//! period: the pod is marked and goes when it has passed), `pods/eviction` answering 201
+//! (honouring the grace period and UID precondition of its delete options), or 429 while
+//! a PodDisruptionBudget allows no disruption, PDB lists, DaemonSet and ConfigMap gets.
+//! A node label change acts as a DaemonSet controller would: pods whose node selector
+//! the node no longer matches are deleted, and come back when it matches again. It stands in for an API server, which cannot
 //! be installed on these machines; `kubectl` is the check that it behaves like one.
 #![allow(dead_code)]
 
@@ -23,6 +26,11 @@ pub struct Cluster {
     pub pods: BTreeMap<(String, String), Value>,
     pub pdbs: Vec<Value>,
     pub daemonsets: Vec<Value>,
+    /// By (namespace, name).
+    pub configmaps: BTreeMap<(String, String), Value>,
+    /// DaemonSet pods whose node stopped matching their node selector: they come back
+    /// (as a DaemonSet controller would start them again) when it matches again.
+    pub parked: Vec<Value>,
     version: u64,
     /// `METHOD path` of every request that changed something, in order.
     pub changes: Vec<String>,
@@ -113,6 +121,81 @@ impl Cluster {
             "metadata": { "name": name, "namespace": ns, "uid": format!("uid-{name}") },
             "spec": {}, "status": {},
         }));
+    }
+
+    /// A GPU Operator operand pod on `node`: owned by DaemonSet `app`, labelled
+    /// `app=<app>`, selecting nodes with `nvidia.com/gpu.deploy.<operand>=true`, taking
+    /// `grace` seconds to terminate.
+    pub fn add_operand_pod(&mut self, ns: &str, app: &str, node: &str, operand: &str, grace: u32) {
+        let name = format!("{app}-{node}");
+        self.add_pod(
+            ns,
+            &name,
+            node,
+            &[("app", app)],
+            false,
+            Some(("DaemonSet", app)),
+        );
+        let pod = self.pods.get_mut(&(ns.to_string(), name)).unwrap();
+        pod["spec"]["nodeSelector"] = json!({ format!("nvidia.com/gpu.deploy.{operand}"): "true" });
+        pod["spec"]["terminationGracePeriodSeconds"] = json!(grace);
+    }
+
+    /// A pending pod the scheduler could not place: it asks for `resources`
+    /// (`nvidia.com/mig-1g.10gb` = 1), with a node selector and, if `products` is not
+    /// empty, a required node affinity on `nvidia.com/gpu.product`.
+    pub fn add_pending_pod(
+        &mut self,
+        ns: &str,
+        name: &str,
+        resources: &[(&str, u32)],
+        node_selector: &[(&str, &str)],
+        products: &[&str],
+    ) {
+        let rv = self.next_version();
+        let req: serde_json::Map<String, Value> = resources
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v.to_string())))
+            .collect();
+        let sel: serde_json::Map<String, Value> = node_selector
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
+        let mut spec = json!({
+            "containers": [ { "name": "main", "image": "x", "resources": { "requests": req.clone(), "limits": req } } ],
+            "nodeSelector": sel,
+        });
+        if !products.is_empty() {
+            spec["affinity"] = json!({ "nodeAffinity": { "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [ { "matchExpressions": [
+                    { "key": "nvidia.com/gpu.product", "operator": "In", "values": products } ] } ] } } });
+        }
+        self.pods.insert(
+            (ns.to_string(), name.to_string()),
+            json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": { "name": name, "namespace": ns, "uid": format!("uid-pod-{ns}-{name}"),
+                              "resourceVersion": rv, "labels": {}, "ownerReferences": [
+                                  { "apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": format!("uid-job-{name}"), "controller": true } ] },
+                "spec": spec,
+                "status": { "phase": "Pending", "conditions": [
+                    { "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                      "message": "0/3 nodes are available: insufficient resources." } ] },
+            }),
+        );
+    }
+
+    pub fn add_config_map(&mut self, ns: &str, name: &str, data: &[(&str, &str)]) {
+        let rv = self.next_version();
+        let d: serde_json::Map<String, Value> = data
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
+        self.configmaps.insert(
+            (ns.to_string(), name.to_string()),
+            json!({ "apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": { "name": name, "namespace": ns, "resourceVersion": rv }, "data": d }),
+        );
     }
 
     pub fn label(&self, node: &str, key: &str) -> Option<String> {
@@ -373,6 +456,97 @@ fn pdb_blocks(c: &Cluster, pod: &Value) -> Option<String> {
         .map(|b| b["metadata"]["name"].as_str().unwrap_or("").to_string())
 }
 
+/// Deletes a pod as the API server does: at once with no grace period, else marked
+/// (`deletionTimestamp`) and gone when the grace period has passed.
+fn delete_pod(
+    c: &mut Cluster,
+    shared: &Arc<Mutex<Cluster>>,
+    key: &(String, String),
+    grace: Option<u64>,
+) -> Option<Value> {
+    let pod = c.pods.get(key)?.clone();
+    let grace = grace
+        .or_else(|| pod["spec"]["terminationGracePeriodSeconds"].as_u64())
+        .unwrap_or(0);
+    if grace == 0 {
+        return c.pods.remove(key);
+    }
+    if pod["metadata"].get("deletionTimestamp").is_some() {
+        return Some(pod);
+    }
+    let p = c.pods.get_mut(key).unwrap();
+    p["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+    p["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
+    let uid = pod["metadata"]["uid"].clone();
+    let (shared, key) = (shared.clone(), key.clone());
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(grace)).await;
+        let mut c = shared.lock().unwrap();
+        if c.pods
+            .get(&key)
+            .is_some_and(|p| p["metadata"]["uid"] == uid)
+        {
+            c.pods.remove(&key);
+        }
+    });
+    Some(pod)
+}
+
+/// What a DaemonSet controller does when a node's labels change: its pods on a node that
+/// no longer matches their node selector are deleted (parked), and started again (a new
+/// UID) when the node matches again.
+fn reconcile_daemonsets(c: &mut Cluster, shared: &Arc<Mutex<Cluster>>, node: &str) {
+    let labels = c.nodes[node]["metadata"]["labels"].clone();
+    let fits = |p: &Value| {
+        p["spec"]["nodeSelector"]
+            .as_object()
+            .is_none_or(|m| m.iter().all(|(k, v)| labels.get(k) == Some(v)))
+    };
+    let gone: Vec<(String, String)> = c
+        .pods
+        .iter()
+        .filter(|(_, p)| p["spec"]["nodeName"] == node)
+        .filter(|(_, p)| {
+            p["metadata"]["ownerReferences"]
+                .as_array()
+                .is_some_and(|o| o.iter().any(|r| r["kind"] == "DaemonSet"))
+        })
+        .filter(|(_, p)| !fits(p))
+        .map(|(k, _)| k.clone())
+        .collect();
+    for key in gone {
+        if let Some(p) = c.pods.get(&key).cloned()
+            && p["metadata"].get("deletionTimestamp").is_none()
+        {
+            c.parked.push(p);
+            delete_pod(c, shared, &key, None);
+        }
+    }
+    let (back, keep): (Vec<Value>, Vec<Value>) = std::mem::take(&mut c.parked)
+        .into_iter()
+        .partition(|p| p["spec"]["nodeName"] == node && fits(p));
+    c.parked = keep;
+    for mut p in back {
+        let key = (
+            p["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+            p["metadata"]["name"].as_str().unwrap_or("").to_string(),
+        );
+        if c.pods.contains_key(&key) {
+            continue;
+        }
+        let rv = c.next_version();
+        p["metadata"]["uid"] = json!(format!(
+            "{}-r{rv}",
+            p["metadata"]["uid"].as_str().unwrap_or("")
+        ));
+        p["metadata"]["resourceVersion"] = json!(rv);
+        c.pods.insert(key, p);
+    }
+}
+
 async fn handle(
     State(cluster): State<Arc<Mutex<Cluster>>>,
     method: Method,
@@ -380,6 +554,7 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let shared = cluster.clone();
     let mut c = cluster.lock().unwrap();
     let path = uri.path().trim_end_matches('/').to_string();
     let q = query(&uri);
@@ -415,6 +590,7 @@ async fn handle(
                 ("nodes", "Node", false, &["get", "list", "patch", "update"]),
                 ("pods", "Pod", true, &["get", "list", "delete"]),
                 ("pods/eviction", "Eviction", true, &["create"]),
+                ("configmaps", "ConfigMap", true, &["get"]),
             ],
         ),
         (Method::GET, ["apis", "policy", "v1"]) => resources(
@@ -505,6 +681,7 @@ async fn handle(
             }
             c.changes.push(format!("PATCH {path}"));
             c.nodes.insert(name.to_string(), node.clone());
+            reconcile_daemonsets(&mut c, &shared, name);
             ok(node)
         }
         (Method::GET, ["api", "v1", "pods"])
@@ -538,7 +715,10 @@ async fn handle(
             }
         }
         (Method::DELETE, ["api", "v1", "namespaces", ns, "pods", name]) => {
-            match c.pods.remove(&(ns.to_string(), name.to_string())) {
+            let grace = body_json["gracePeriodSeconds"]
+                .as_u64()
+                .or_else(|| q.get("gracePeriodSeconds").and_then(|g| g.parse().ok()));
+            match delete_pod(&mut c, &shared, &(ns.to_string(), name.to_string()), grace) {
                 Some(p) => {
                     c.changes.push(format!("DELETE {path}"));
                     ok(p)
@@ -569,7 +749,25 @@ async fn handle(
                     ),
                 );
             }
-            c.pods.remove(&key);
+            let options = &body_json["deleteOptions"];
+            if let Some(uid) = options["preconditions"]["uid"].as_str()
+                && pod["metadata"]["uid"].as_str() != Some(uid)
+            {
+                return status(
+                    StatusCode::CONFLICT,
+                    "Conflict",
+                    &format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        pod["metadata"]["uid"]
+                    ),
+                );
+            }
+            delete_pod(
+                &mut c,
+                &shared,
+                &key,
+                options["gracePeriodSeconds"].as_u64(),
+            );
             c.changes.push(format!("POST {path}"));
             (
                 StatusCode::CREATED,
@@ -577,6 +775,16 @@ async fn handle(
                 json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201 }).to_string(),
             )
                 .into_response()
+        }
+        (Method::GET, ["api", "v1", "namespaces", ns, "configmaps", name]) => {
+            match c.configmaps.get(&(ns.to_string(), name.to_string())) {
+                Some(m) => ok(m.clone()),
+                None => status(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    &format!("configmaps \"{name}\" not found"),
+                ),
+            }
         }
         (Method::GET, ["apis", "policy", "v1", "poddisruptionbudgets"])
         | (
