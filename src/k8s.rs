@@ -6,6 +6,7 @@
 //! `429` from a PodDisruptionBudget retried until the timeout, then the blocking pods and
 //! budgets named).
 
+pub mod demand;
 pub mod gpu_operator;
 
 use std::any::Any;

@@ -50,6 +50,7 @@
 ---@field check_mode boolean     `--check`: nothing changes, and `gpus` are as the earlier tasks would have left them.
 ---@field driver_version string
 ---@field gpus migfleet.Gpu[]    All GPUs of the host.
+---@field demand? migfleet.Demand Set by a k8s.demand{} task: this host's share of the pending pods' demand.
 
 ---A mig-parted config: from a `file` or a ConfigMap (`configmap = "namespace/name"`, its
 ---`key` default "config.yaml"), named by `config`, or by the value of the host's node
@@ -60,6 +61,13 @@
 ---@field key? string
 ---@field config? string
 ---@field label? string
+
+---The pending pods' MIG demand this host is to serve.
+---@class migfleet.Demand
+---@field profiles table<string, integer>  Instances to provide, by profile.
+---@field pods string[]                    The pods ("namespace/name") they are for.
+---@field keep table<string, integer[]>    By GPU index (as a string): starts of idle instances running pods hold.
+---@field unserved string[]                Pending pods none of the task's hosts can serve.
 
 ---@class migfleet.RunResult
 ---@field changed? boolean
@@ -133,6 +141,14 @@ function mig.layouts(model, opts) end
 ---@return string[]
 function mig.pack(model, demand) end
 
+---Pack a demand onto a host's GPUs (ctx.gpus; MIG-enabled ones of a known model): the
+---most demanded instances served, then the most slices; no busy instance (or one in
+---demand.keep) destroyed; the fewest idle instances destroyed; nothing else created.
+---@param gpus migfleet.Gpu[]
+---@param demand migfleet.Demand|{profiles: table<string, integer>}
+---@return table<integer, migfleet.Instance[]>  Layouts by GPU index.
+function mig.pack_demand(gpus, demand) end
+
 ---Stop the listed systemd units that are active and wait (`timeout` seconds, default 300)
 ---for GPU processes to end, sending `signal` ("TERM", "KILL", ...) to them if given.
 ---@param args {units?: string|string[], gpus?: integer[], timeout?: number, signal?: string, systemctl?: string[]}
@@ -187,6 +203,14 @@ function k8s.drain(args) end
 ---task is ok, not changed: `register` it and run the rest `when` it changed).
 ---@param args {state: "pending"|"success"|"failed", namespace?: string, timeout?: number, mig_parted?: migfleet.MigParted, layout?: migfleet.Layout|table<string, migfleet.Layout>, policy?: string|function}
 function k8s.gpu_operator(args) end
+
+---Read the pending, unschedulable pods that ask for MIG devices (nvidia.com/mig-<profile>;
+---nvidia.com/gpu on single-strategy nodes), honouring their node selectors and required
+---node affinity, and pack that demand onto the MIG-enabled GPUs of all the task's hosts
+---at once: each host's share becomes ctx.demand (the "demand" policy serves it). Only
+---pods of `namespaces` if given. Changes nothing.
+---@param args? {namespaces?: string|string[]}
+function k8s.demand(args) end
 
 ---Run a command on the host (argv only: no shell).
 ---@param args {argv: string[], timeout?: number}

@@ -63,6 +63,8 @@ pub struct HostRun {
     pub operator: Option<OperatorMark>,
     /// Results of tasks with `register`, by name: variables for the tasks after them.
     registered: Map<String, Value>,
+    /// The host's share of the pending pods' demand, from the last `k8s.demand`.
+    pub demand: Option<Result<Value, String>>,
     pub stats: HostStats,
     /// Set once the host failed or became unreachable: it takes no further part.
     pub down: Option<Down>,
@@ -85,6 +87,7 @@ impl HostRun {
             drained: false,
             operator: None,
             registered: Map::new(),
+            demand: None,
             stats: HostStats::default(),
             down: None,
         }
@@ -219,6 +222,32 @@ impl HostRun {
         result
     }
 
+    /// The node this host is in the cluster (`k8s_node`, else its name).
+    pub fn node_name(&self) -> String {
+        self.conn
+            .k8s_node
+            .clone()
+            .unwrap_or_else(|| self.name.clone())
+    }
+
+    /// The host's facts as the next task sees them (in check mode, as the tasks so far
+    /// would have left them).
+    pub async fn current_facts(&mut self, world: &RunWorld) -> Result<Facts, String> {
+        if world.check
+            && let Some(p) = &self.projected
+        {
+            return Ok(p.clone());
+        }
+        let Some(session) = self.session.as_mut() else {
+            return Err("the host's session is not open".into());
+        };
+        session
+            .facts()
+            .await
+            .cloned()
+            .map_err(|f| format!("cannot read the host's facts: {}", f.message()))
+    }
+
     /// A task's `register` and `check_mode` after it ran: its result becomes a variable,
     /// and what a check-mode task projected does not outlive it in a real run.
     fn register(&mut self, world: &RunWorld, play: usize, task: usize, r: &TaskResult) {
@@ -315,6 +344,7 @@ impl HostRun {
             drained: &mut self.drained,
             k8s: &world.k8s,
             operator: &mut self.operator,
+            demand: self.demand.as_ref(),
         };
         if let Some(cond) = t.when.as_ref().filter(|_| !forced) {
             let run = match cond {
@@ -377,7 +407,13 @@ fn lost(l: Lost) -> (TaskResult, bool) {
 /// The host as Lua sees it, from the facts tasks see.
 async fn host_value(cx: &mut TaskCx<'_>) -> Result<Value, Lost> {
     let facts = cx.facts().await?;
-    Ok(host_view::view(cx.host, cx.vars, &facts, cx.check))
+    Ok(host_view::view(
+        cx.host,
+        cx.vars,
+        &facts,
+        cx.check,
+        cx.demand.and_then(|d| d.as_ref().ok()),
+    ))
 }
 
 /// Calls `f` with the host's view, off the async workers and bounded; `Err` when the

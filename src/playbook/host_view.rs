@@ -5,8 +5,15 @@
 use migfleet_proto::{Facts, GpuFacts};
 use serde_json::{Map, Value, json};
 
-/// `{host, vars, check_mode, gpus = {...}}`.
-pub fn view(host: &str, vars: &Map<String, Value>, facts: &Facts, check_mode: bool) -> Value {
+/// `{host, vars, check_mode, gpus = {...}, demand}` (`demand`: the host's share of the
+/// pending pods' demand, once a `k8s.demand` task read it).
+pub fn view(
+    host: &str,
+    vars: &Map<String, Value>,
+    facts: &Facts,
+    check_mode: bool,
+    demand: Option<&Value>,
+) -> Value {
     let gpus: Vec<Value> = facts.gpus.iter().map(gpu).collect();
     json!({
         "host": host,
@@ -14,6 +21,7 @@ pub fn view(host: &str, vars: &Map<String, Value>, facts: &Facts, check_mode: bo
         "check_mode": check_mode,
         "driver_version": facts.driver_version,
         "gpus": gpus,
+        "demand": demand,
     })
 }
 

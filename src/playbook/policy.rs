@@ -21,6 +21,7 @@ use super::sandbox;
 const BUILT_IN: &[(&str, &str)] = &[
     ("balanced", include_str!("../../lua/policies/balanced.lua")),
     ("by-model", include_str!("../../lua/policies/by-model.lua")),
+    ("demand", include_str!("../../lua/policies/demand.lua")),
     (
         "one-per-gpu",
         include_str!("../../lua/policies/one-per-gpu.lua"),

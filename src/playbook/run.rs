@@ -136,6 +136,9 @@ pub async fn run(fleet: &Fleet, plan: Plan<'_>, world: Arc<RunWorld>) -> Finishe
                     pos: task.pos.to_string(),
                     hosts: active.len(),
                 });
+                if let Action::Module(Module::K8sDemand(d)) = &task.action {
+                    plan_demand(&mut runs, &active, d, fleet, &world).await;
+                }
                 let results = step(
                     &mut runs,
                     &active,
@@ -299,6 +302,50 @@ async fn restore_on_the_way_out(
             task: rti + 1,
             name: play.tasks[rti].name.clone(),
             result,
+        });
+    }
+}
+
+/// Before a `k8s.demand` task: the pending pods' demand packed onto the GPUs of all the
+/// hosts about to run it at once (their facts as they are now), each host's share kept
+/// for the task and the tasks after it (`ctx.demand`).
+async fn plan_demand(
+    runs: &mut HashMap<String, HostRun>,
+    hosts: &[String],
+    d: &super::modules::K8sDemand,
+    fleet: &Fleet,
+    world: &Arc<RunWorld>,
+) {
+    let got = step(runs, hosts, fleet.forks, world, |mut h, w| async move {
+        let f = h.current_facts(&w).await;
+        let node = h.node_name();
+        (h, (node, f))
+    })
+    .await;
+    let mut now = Vec::new();
+    let mut failed: HashMap<String, String> = HashMap::new();
+    for (host, (node, facts)) in got {
+        match facts {
+            Ok(facts) => now.push(crate::k8s::demand::HostNow { host, node, facts }),
+            Err(e) => {
+                failed.insert(host, e);
+            }
+        }
+    }
+    let planned = match world.k8s.client().await {
+        Ok(client) => crate::k8s::demand::plan(&client, &now, &d.namespaces).await,
+        Err(e) => Err(e),
+    };
+    for h in hosts {
+        let Some(run) = runs.get_mut(h) else { continue };
+        run.demand = Some(match (&planned, failed.get(h)) {
+            (_, Some(e)) => Err(e.clone()),
+            (Err(e), _) => Err(e.clone()),
+            (Ok(plan), None) => match plan.shares.get(h) {
+                Some(Ok(share)) => Ok(share.to_json(&plan.unserved)),
+                Some(Err(e)) => Err(e.clone()),
+                None => Err("the host was not in the demand plan".into()),
+            },
         });
     }
 }

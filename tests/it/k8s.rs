@@ -602,3 +602,120 @@ fn configs_from_the_configmap_and_node_labels_change_only_what_the_new_config_dr
         );
     });
 }
+
+fn gi_of(s: &serde_json::Value, gpu: usize, profile_id: u64) -> Vec<(u64, u64)> {
+    s["gpus"][gpu]["gpu_instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["profile_id"] == profile_id)
+        .map(|g| (g["id"].as_u64().unwrap(), g["start"].as_u64().unwrap()))
+        .collect()
+}
+
+#[test]
+fn pending_pods_demand_makes_their_profiles_appear_while_busy_and_held_instances_stay() {
+    let lab = crate::support::lab::Lab::new("kdem", &[&[("H100-80GB", 1)], &[("A100-40GB", 1)]]);
+    let (h, a) = (lab.hosts[0].tag.clone(), lab.hosts[1].tag.clone());
+    let setup = lab.playbook(
+        "setup.lua",
+        r#"return { hosts = "all", tasks = {
+            { name = "MIG on", mig.mode{ enabled = true } },
+            { name = "layout", mig.apply{ layout = {
+                ["H100-80GB"] = "2g.20gb@0, 2g.20gb@2, 3g.40gb@4",
+                ["A100-40GB"] = "4g.20gb@0" } } },
+        } }"#,
+    );
+    let r = lab.run(&setup, &[]);
+    assert_eq!(r.code, 0, "{}", r.shown);
+    // H100-80GB: 3g.40gb 9, 2g.20gb 14; A100-40GB: 4g.20gb 5, 1g.10gb 15.
+    let (busy_gi, _) = gi_of(&lab.state(0), 0, 9)[0];
+    let ci = lab.state(0)["gpus"][0]["gpu_instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["id"] == busy_gi)
+        .unwrap()["compute_instances"][0]["id"]
+        .as_u64()
+        .unwrap();
+    lab.nvml_sim(
+        0,
+        &[
+            "process",
+            "add",
+            "--gpu",
+            "0",
+            "--gi",
+            &busy_gi.to_string(),
+            "--ci",
+            &ci.to_string(),
+            "--pid",
+            "4242",
+            "--mem",
+            "1000",
+        ],
+    );
+    let (held_gi, _) = gi_of(&lab.state(1), 0, 5)[0];
+
+    let mut c = Cluster::default();
+    c.add_node(&h, &[("nvidia.com/gpu.product", "NVIDIA-H100-80GB-HBM3")]);
+    c.add_node(&a, &[("nvidia.com/gpu.product", "NVIDIA-A100-SXM4-40GB")]);
+    // A running pod holds the A100's idle 4g.20gb: no process on it now, still in use.
+    c.add_pod("ml", "held", &a, &[], false, Some(("ReplicaSet", "held")));
+    c.pods.get_mut(&("ml".into(), "held".into())).unwrap()["spec"]["containers"][0]["resources"] =
+        serde_json::json!({ "limits": { "nvidia.com/mig-4g.20gb": "1" } });
+    for p in ["a1", "a2", "a3"] {
+        c.add_pending_pod("ml", p, &[("nvidia.com/mig-1g.10gb", 1)], &[], &[]);
+    }
+    c.add_pending_pod(
+        "ml",
+        "b",
+        &[("nvidia.com/mig-3g.40gb", 1)],
+        &[],
+        &["NVIDIA-H100-80GB-HBM3"],
+    );
+    // Cannot fit while the H100 is busy; asks for a node nobody has.
+    c.add_pending_pod("ml", "d", &[("nvidia.com/mig-7g.80gb", 1)], &[], &[]);
+    c.add_pending_pod(
+        "ml",
+        "e",
+        &[("nvidia.com/mig-1g.10gb", 1)],
+        &[("pool", "nowhere")],
+        &[],
+    );
+    let api = FakeApi::start(c);
+    let kc = api.kubeconfig(&lab.hosts[0].dir().join("kubeconfig"));
+    let kc = kc.to_str().unwrap();
+    let demand = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("playbooks/k8s-demand.lua")
+        .display()
+        .to_string();
+    let r = lab.run(&demand, &["--kubeconfig", kc, "--no-retry-file"]);
+    assert_eq!(r.code, 0, "{}", r.shown);
+    // The H100's 3g.40gb for pod b replaces its two idle 2g.20gb; the A100 serves two of
+    // the 1g.10gb around the held 4g.20gb; the third 1g.10gb and pods d, e wait.
+    let s0 = lab.state(0);
+    assert_eq!(gi_profiles(&s0, 0), [9, 9], "{}", r.shown);
+    assert!(gi_of(&s0, 0, 9).contains(&(busy_gi, 4)), "{}", r.shown);
+    let s1 = lab.state(1);
+    assert_eq!(gi_of(&s1, 0, 5), [(held_gi, 0)], "{}", r.shown);
+    assert_eq!(gi_of(&s1, 0, 15).len(), 2, "{}", r.shown);
+    assert!(
+        r.stdout.contains("to serve 1×3g.40gb for ml/b"),
+        "{}",
+        r.shown
+    );
+    assert!(
+        r.stdout.contains("to serve 2×1g.10gb for ml/a1, ml/a2"),
+        "{}",
+        r.shown
+    );
+    assert!(r.stdout.contains("ml/a3, ml/d, ml/e"), "{}", r.shown);
+
+    // The same demand again: what serves it is there; nothing changes.
+    let r = lab.run(&demand, &["--kubeconfig", kc, "--no-retry-file"]);
+    assert_eq!(r.code, 0, "{}", r.shown);
+    for host in [&h, &a] {
+        assert!(r.recap(host).contains("changed=0"), "{}", r.shown);
+    }
+}

@@ -304,7 +304,7 @@ fn missing_policy_lists_available() {
     assert!(
         e.message
             .contains("policy 'balancd' not found (did you mean 'balanced'?)")
-            && e.message.contains("available: balanced, by-model, even,"),
+            && e.message.contains("available: balanced, by-model, demand, even,"),
         "{e}"
     );
     assert_eq!(e.location(), format!("{file}:2"));
@@ -667,7 +667,7 @@ fn the_luals_annotations_declare_exactly_the_modules() {
         .filter_map(|l| l.split('(').next())
         .map(str::to_string)
         .collect();
-    let helpers = ["mig.layouts", "mig.pack", "policy"];
+    let helpers = ["mig.layouts", "mig.pack", "mig.pack_demand", "policy"];
     let mut modules: Vec<&str> = declared
         .iter()
         .map(String::as_str)

@@ -5,6 +5,7 @@
 //! executes what this crate decides; it never searches by trial.
 
 pub mod catalog;
+pub mod demand;
 pub mod geometry;
 pub mod layout;
 pub mod notation;

@@ -566,3 +566,77 @@ pub async fn fail_on_the_way_out(k8s: &crate::k8s::K8s, mark: &OperatorMark) -> 
         .hint("the node is left pending with its GPU operands paused: set nvidia.com/mig.config.state=failed and every nvidia.com/gpu.deploy.* label that says paused-for-mig-change back to true"),
     }
 }
+
+pub const DEMAND_KEYS: &[&str] = &["namespaces"];
+
+/// `k8s.demand{ namespaces }`: the pending pods' MIG demand, packed onto the MIG-enabled
+/// GPUs of the hosts running the task (all of them at once, before the task runs: see
+/// [`crate::k8s::demand::plan`]); each host's share becomes `ctx.demand` for the tasks
+/// after it (the `demand` policy serves it). Changes nothing.
+#[derive(Clone, Debug)]
+pub struct K8sDemand {
+    pub namespaces: Vec<String>,
+}
+
+impl K8sDemand {
+    pub fn parse(a: &Args<'_>) -> Result<K8sDemand, String> {
+        Ok(K8sDemand {
+            namespaces: a.strings("namespaces", true)?.unwrap_or_default(),
+        })
+    }
+
+    pub async fn run(&self, cx: &mut TaskCx<'_>) -> Result<TaskResult, Lost> {
+        let node = cx
+            .conn
+            .k8s_node
+            .clone()
+            .unwrap_or_else(|| cx.host.to_string());
+        let share = match cx.demand {
+            Some(Ok(v)) => v.clone(),
+            Some(Err(e)) => return Ok(TaskResult::failed(format!("k8s.demand: {e}"))),
+            None => {
+                return Ok(TaskResult::failed(
+                    "k8s.demand: no demand was read for this host",
+                ));
+            }
+        };
+        let profiles: Vec<String> = share["profiles"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(p, n)| format!("{}×{p}", n.as_u64().unwrap_or(0)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let pods: Vec<&str> = share["pods"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Json::as_str).collect())
+            .unwrap_or_default();
+        let unserved = share["unserved"].as_array().map_or(0, Vec::len);
+        let mut r = if profiles.is_empty() {
+            TaskResult::ok(format!(
+                "node {node}: none of the pending pods' MIG demand is for this host"
+            ))
+        } else {
+            TaskResult::ok(format!(
+                "node {node}: to serve {} for {}",
+                profiles.join(", "),
+                pods.join(", ")
+            ))
+        };
+        if unserved > 0 {
+            r = r.hint(format!(
+                "{unserved} pending pod(s) get no instance from these hosts (no room, or no node they may run on): {}",
+                share["unserved"]
+                    .as_array()
+                    .map(|a| a
+                        .iter()
+                        .filter_map(Json::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", "))
+                    .unwrap_or_default()
+            ));
+        }
+        Ok(r)
+    }
+}

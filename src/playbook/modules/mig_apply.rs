@@ -87,7 +87,13 @@ impl MigApply {
             Ok(s) => s,
             Err(e) => return Ok(TaskResult::failed(format!("mig.apply: {e}"))),
         };
-        let view = host_view::view(cx.host, cx.vars, &facts, cx.check);
+        let view = host_view::view(
+            cx.host,
+            cx.vars,
+            &facts,
+            cx.check,
+            cx.demand.and_then(|d| d.as_ref().ok()),
+        );
         let target = match self.target.bind(cx).await {
             Ok(t) => t,
             Err(e) => return Ok(TaskResult::failed(format!("mig.apply: {e}"))),

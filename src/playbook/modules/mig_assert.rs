@@ -66,7 +66,13 @@ impl MigAssert {
             selected.iter().map(|g| (g.index, self.enabled)).collect();
         let mut layouts = Vec::new();
         if let Some(target) = &self.target {
-            let view = host_view::view(cx.host, cx.vars, &facts, cx.check);
+            let view = host_view::view(
+                cx.host,
+                cx.vars,
+                &facts,
+                cx.check,
+                cx.demand.and_then(|d| d.as_ref().ok()),
+            );
             let target = match target.bind(cx).await {
                 Ok(t) => t,
                 Err(e) => return Ok(TaskResult::failed(format!("mig.assert: {e}"))),

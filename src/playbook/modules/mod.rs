@@ -28,7 +28,7 @@ use crate::fleet::{GpuResult, TaskResult};
 use crate::inventory::Connection;
 
 pub use args::{Args, ParseCx};
-pub use k8s::{OperatorMark, fail_on_the_way_out};
+pub use k8s::{K8sDemand, OperatorMark, fail_on_the_way_out};
 
 /// Every module a playbook can call: the one list of names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -47,10 +47,11 @@ pub enum ModuleName {
     K8sAnnotate,
     K8sDrain,
     K8sGpuOperator,
+    K8sDemand,
 }
 
 impl ModuleName {
-    pub const ALL: [ModuleName; 14] = [
+    pub const ALL: [ModuleName; 15] = [
         ModuleName::MigMode,
         ModuleName::MigApply,
         ModuleName::MigAssert,
@@ -65,6 +66,7 @@ impl ModuleName {
         ModuleName::K8sAnnotate,
         ModuleName::K8sDrain,
         ModuleName::K8sGpuOperator,
+        ModuleName::K8sDemand,
     ];
 
     /// The name as Lua spells it: `mig.apply`, `drain`.
@@ -84,6 +86,7 @@ impl ModuleName {
             ModuleName::K8sAnnotate => "k8s.annotate",
             ModuleName::K8sDrain => "k8s.drain",
             ModuleName::K8sGpuOperator => "k8s.gpu_operator",
+            ModuleName::K8sDemand => "k8s.demand",
         }
     }
 
@@ -106,6 +109,7 @@ impl ModuleName {
             ModuleName::K8sLabel | ModuleName::K8sAnnotate => k8s::META_KEYS,
             ModuleName::K8sDrain => k8s::DRAIN_KEYS,
             ModuleName::K8sGpuOperator => k8s::OPERATOR_KEYS,
+            ModuleName::K8sDemand => k8s::DEMAND_KEYS,
         }
     }
 }
@@ -125,6 +129,7 @@ pub enum Module {
     K8sMeta(k8s::K8sMeta),
     K8sDrain(k8s::K8sDrain),
     K8sGpuOperator(k8s::K8sGpuOperator),
+    K8sDemand(k8s::K8sDemand),
 }
 
 impl Module {
@@ -144,6 +149,7 @@ impl Module {
             Module::K8sMeta(_) => ModuleName::K8sAnnotate,
             Module::K8sDrain(_) => ModuleName::K8sDrain,
             Module::K8sGpuOperator(_) => ModuleName::K8sGpuOperator,
+            Module::K8sDemand(_) => ModuleName::K8sDemand,
         }
     }
 
@@ -174,6 +180,7 @@ impl Module {
             }
             ModuleName::K8sDrain => Module::K8sDrain(k8s::K8sDrain::parse(&a)?),
             ModuleName::K8sGpuOperator => Module::K8sGpuOperator(k8s::K8sGpuOperator::parse(&a)?),
+            ModuleName::K8sDemand => Module::K8sDemand(k8s::K8sDemand::parse(&a)?),
         })
     }
 
@@ -192,6 +199,7 @@ impl Module {
             Module::K8sMeta(m) => m.run(cx).await,
             Module::K8sDrain(m) => m.run(cx).await,
             Module::K8sGpuOperator(m) => m.run(cx).await,
+            Module::K8sDemand(m) => m.run(cx).await,
         }
     }
 }
@@ -261,6 +269,8 @@ pub struct TaskCx<'a> {
     pub k8s: &'a crate::k8s::K8s,
     /// The host's node was set `pending` (GPU Operator protocol) and not finished yet.
     pub operator: &'a mut Option<OperatorMark>,
+    /// The host's share of the pending pods' demand (`k8s.demand`), or why it has none.
+    pub demand: Option<&'a Result<Value, String>>,
 }
 
 /// A failed agent call, sorted: the agent refused (the task fails, the host goes on) or
