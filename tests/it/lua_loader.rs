@@ -304,7 +304,8 @@ fn missing_policy_lists_available() {
     assert!(
         e.message
             .contains("policy 'balancd' not found (did you mean 'balanced'?)")
-            && e.message.contains("available: balanced, by-model, demand, even,"),
+            && e.message
+                .contains("available: balanced, by-model, demand, even,"),
         "{e}"
     );
     assert_eq!(e.location(), format!("{file}:2"));

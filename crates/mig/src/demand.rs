@@ -12,9 +12,12 @@
 //! 1. demanded instances served (roughly: pods that can start),
 //! 2. compute slices of demanded instances served (bigger asks count more),
 //! 3. idle instances destroyed, fewer first,
-//! 4. instances created, fewer first (what is not asked for is not made).
+//! 4. instances created, fewer first (what is not asked for is not made),
+//! 5. room left: the compute slices of the largest plain profile that still fits beside
+//!    the layout, summed over GPUs (small instances go where they leave a big one room).
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::catalog::{GpuModel, ProfileIdx};
 use crate::geometry::{Geometry, ProfileSet, layouts};
@@ -50,6 +53,8 @@ pub struct Score {
     pub neg_destroyed: i32,
     /// Negated: fewer created is better.
     pub neg_created: i32,
+    /// Slices of the largest plain profile that still fits, summed over GPUs.
+    pub room: u32,
 }
 
 impl Score {
@@ -59,6 +64,7 @@ impl Score {
             served_slices: self.served_slices + o.served_slices,
             neg_destroyed: self.neg_destroyed + o.neg_destroyed,
             neg_created: self.neg_created + o.neg_created,
+            room: self.room + o.room,
         }
     }
 }
@@ -88,6 +94,55 @@ struct Candidate {
     free: Vec<(ProfileIdx, u32)>,
     destroyed: i32,
     created: i32,
+    /// Compute slices of the largest plain profile that still fits beside the layout.
+    room: u32,
+}
+
+/// Every layout of a model (the empty one first) with its [`room`], enumerated once per
+/// model and process.
+fn layouts_with_room(model: &'static GpuModel) -> Arc<Vec<(Geometry, u32)>> {
+    type Rooms = Arc<Vec<(Geometry, u32)>>;
+    static CACHE: OnceLock<Mutex<HashMap<&'static str, Rooms>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut cache = cache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    cache
+        .entry(model.name)
+        .or_insert_with(|| {
+            let mut all = layouts(model, ProfileSet::All);
+            all.insert(0, Vec::new());
+            Arc::new(
+                all.into_iter()
+                    .map(|l| {
+                        let r = room(model, &l);
+                        (l, r)
+                    })
+                    .collect(),
+            )
+        })
+        .clone()
+}
+
+/// Compute slices of the largest plain profile that fits beside `layout`.
+fn room(model: &GpuModel, layout: &Geometry) -> u32 {
+    let placed: Vec<crate::layout::Placed> = layout
+        .iter()
+        .map(|(p, s)| crate::layout::Placed::whole(model, *p, *s))
+        .collect();
+    model
+        .indexed_profiles()
+        .filter(|(i, _)| model.is_plain(*i))
+        .filter(|(i, p)| {
+            p.starts.iter().any(|s| {
+                let mut l = placed.clone();
+                l.push(crate::layout::Placed::whole(model, *i, *s));
+                crate::layout::validate(model, &l).is_ok()
+            })
+        })
+        .map(|(_, p)| u32::from(p.compute_slices))
+        .max()
+        .unwrap_or(0)
 }
 
 /// Every layout of `gpu` that keeps its instances that must stay, one per distinct offer
@@ -100,16 +155,15 @@ fn candidates(gpu: &GpuNow) -> Vec<Candidate> {
         .map(|i| (i.0, i.1))
         .collect();
     let current: Vec<(ProfileIdx, u8)> = gpu.instances.iter().map(|i| (i.0, i.1)).collect();
-    let mut all = layouts(gpu.model, ProfileSet::All);
-    all.insert(0, Vec::new());
+    let all = layouts_with_room(gpu.model);
     let mut best: HashMap<Vec<(ProfileIdx, u32)>, Candidate> = HashMap::new();
     let mut order: Vec<Vec<(ProfileIdx, u32)>> = Vec::new();
-    for layout in all {
+    for (layout, room) in all.iter() {
         if !fixed.iter().all(|f| layout.contains(f)) {
             continue;
         }
         let mut free: Vec<(ProfileIdx, u32)> = Vec::new();
-        for (p, s) in &layout {
+        for (p, s) in layout {
             if fixed.contains(&(*p, *s)) {
                 continue;
             }
@@ -122,14 +176,16 @@ fn candidates(gpu: &GpuNow) -> Vec<Candidate> {
         let destroyed = current.iter().filter(|c| !layout.contains(c)).count() as i32;
         let created = layout.iter().filter(|l| !current.contains(l)).count() as i32;
         let c = Candidate {
-            layout,
+            room: *room,
+            layout: layout.clone(),
             free: free.clone(),
             destroyed,
             created,
         };
         match best.get_mut(&free) {
             Some(b) => {
-                if (c.destroyed, c.created) < (b.destroyed, b.created) {
+                let rank = |c: &Candidate| (c.destroyed, c.created, std::cmp::Reverse(c.room));
+                if rank(&c) < rank(b) {
                     *b = c;
                 }
             }
@@ -155,6 +211,7 @@ fn serve(
     let mut score = Score {
         neg_destroyed: -c.destroyed,
         neg_created: -c.created,
+        room: c.room,
         ..Score::default()
     };
     for (i, (ask, idx)) in asks.iter().enumerate() {
