@@ -370,7 +370,24 @@ async fn operator_on_the_way_out(
         .collect();
     // One or two API calls per node, and few nodes fail at once: one after another.
     for (host, mark) in marks {
-        let result = super::modules::fail_on_the_way_out(&world.k8s, &mark).await;
+        let mut result = super::modules::fail_on_the_way_out(&world.k8s, &mark).await;
+        // A host still in the run when it ends never got its `success`: that is its
+        // failure (the node now says `failed`).
+        if ti == usize::MAX
+            && let Some(r) = runs.get_mut(&host)
+            && r.down.is_none()
+        {
+            result.status = Status::Failed;
+            result.message = format!(
+                "node {} was still pending when the run ended (no k8s.gpu_operator{{ state = \"success\" }} ran after it); {}",
+                mark.node, result.message
+            );
+            r.fail(Down {
+                status: Status::Failed,
+                message: result.message.clone(),
+                hints: Vec::new(),
+            });
+        }
         world.events.send(Event::TaskResult {
             host,
             play: pi + 1,

@@ -719,3 +719,45 @@ fn pending_pods_demand_makes_their_profiles_appear_while_busy_and_held_instances
         assert!(r.recap(host).contains("changed=0"), "{}", r.shown);
     }
 }
+
+#[test]
+fn a_run_that_ends_with_a_node_still_pending_sets_it_failed_and_restores_its_operands() {
+    let (dir, inv) = fleet("k8sleft");
+    let api = FakeApi::start(operator_cluster(&[("gpu-1", "h100-balanced")]));
+    let kc = api.kubeconfig(&dir.path().join("kubeconfig"));
+    // The playbook forgets the success step: the run itself finishes the node, and says
+    // the host failed.
+    let r = run(
+        dir.path(),
+        &inv,
+        &kc,
+        r#"return { hosts = "n0", tasks = {
+            { name = "pending", k8s.gpu_operator{ state = "pending" } },
+            { name = "MIG on", mig.mode{ enabled = true } },
+        } }"#,
+    );
+    assert_eq!(r.code, 2, "{}", r.shown);
+    assert!(
+        r.stdout.contains("was still pending when the run ended"),
+        "{}",
+        r.shown
+    );
+    assert!(r.recap("n0").contains("failed=1"), "{}", r.shown);
+    assert!(
+        r.stdout
+            .contains("GPU Operator: nodes still pending set failed, operands restored"),
+        "{}",
+        r.shown
+    );
+    api.with(|c| {
+        let s = |v: &[&str]| v.iter().map(|x| Some(x.to_string())).collect::<Vec<_>>();
+        assert_eq!(
+            label_history(c, "gpu-1", "nvidia.com/mig.config.state"),
+            s(&["pending", "failed"])
+        );
+        assert_eq!(
+            label_history(c, "gpu-1", "nvidia.com/gpu.deploy.device-plugin"),
+            s(&["paused-for-mig-change", "true"])
+        );
+    });
+}
