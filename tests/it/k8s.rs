@@ -316,6 +316,10 @@ fn operator_cluster(nodes: &[(&str, &str)]) -> Cluster {
             true,
             Some(("StatefulSet", "work")),
         );
+        // Evicted, it takes a second to stop: the drain waits for it.
+        c.pods
+            .get_mut(&("ml".to_string(), format!("work-{node}")))
+            .unwrap()["spec"]["terminationGracePeriodSeconds"] = serde_json::json!(1);
     }
     c.add_config_map(
         OP_NS,
