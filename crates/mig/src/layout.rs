@@ -118,13 +118,15 @@ pub enum LayoutError {
     #[error("{a} and {b} both take the media engines; a GPU has one `+me` instance at most")]
     MediaExtensionsTwice { a: String, b: String },
     #[error(
-        "{instance}: compute instances [{}] do not fit in its {slices} compute slices",
+        "{instance}: compute instances [{}] are not what its {slices} compute slices offer ({offered})",
         fmt_list(cis)
     )]
     ComputeInstances {
         instance: String,
         cis: Vec<u8>,
         slices: u8,
+        /// What the GI offers, as `-lcip` lists it: `1c ×4, 2c ×2, 4g.40gb`.
+        offered: String,
     },
     #[error("{} cannot be placed together on {model}{}", wanted.join(" + "), around_text(around))]
     Unplaceable {
@@ -179,6 +181,7 @@ pub fn validate(model: &GpuModel, layout: &[Placed]) -> Result<(), LayoutErrors>
                 instance: inst.display(model),
                 cis: inst.cis.clone(),
                 slices: e,
+                offered: model.profile(inst.profile).ci_offer_text(),
             });
         }
     }
@@ -249,6 +252,7 @@ pub fn place_wants(model: &GpuModel, wants: &[Want]) -> Result<Vec<Placed>, Layo
                 instance: w.display(model),
                 cis: w.cis.clone(),
                 slices,
+                offered: model.profile(w.profile).ci_offer_text(),
             });
         }
     }
@@ -516,6 +520,33 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("one `+me` instance at most"), "{err}");
+    }
+
+    #[test]
+    fn compute_instances_the_driver_does_not_offer_are_refused_with_the_offer() {
+        for name in ["A100-40GB", "H100-80GB", "B200"] {
+            let m = find_model(name).unwrap();
+            let g4 = m
+                .indexed_profiles()
+                .find(|(i, p)| m.is_plain(*i) && p.compute_slices == 4)
+                .map(|(i, _)| i)
+                .unwrap();
+            let gi = m.profile(g4).name;
+            let with = |cis: Vec<u8>| Placed {
+                start: 0,
+                profile: g4,
+                cis,
+            };
+            // A 4g offers 1c x4, 2c x2 and itself; no 3c.
+            let err = validate(m, &[with(vec![3, 1])]).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("offer (1c ×4, 2c ×2, {gi})")),
+                "{name}: {err}"
+            );
+            for ok in [vec![4], vec![2, 2], vec![2, 1, 1], vec![1, 1, 1, 1]] {
+                assert!(validate(m, &[with(ok.clone())]).is_ok(), "{name} {ok:?}");
+            }
+        }
     }
 
     #[test]

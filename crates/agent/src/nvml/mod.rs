@@ -168,6 +168,12 @@ pub fn host_model(
             max_instances: hp.max_instances,
             starts: Box::leak(starts.into_boxed_slice()),
             starts_source: Source::Measured,
+            // What the driver offers inside this GI is the catalog's table (a profile the
+            // catalog lacks gets the table for its size).
+            cis: from_catalog.map_or_else(
+                || migfleet_mig::catalog::ci_offers(hp.compute_slices),
+                |c| c.cis,
+            ),
         });
         profiles.push(hp);
     }

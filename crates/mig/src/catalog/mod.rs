@@ -145,6 +145,26 @@ pub struct GiProfile {
     pub starts: &'static [u8],
     /// Whether `starts` were captured with `-lgipp` on this model or assumed.
     pub starts_source: Source,
+    /// The compute-instance profiles the GI offers: (compute slices, how many fit); see
+    /// [`ci_offers`].
+    pub cis: &'static [(u8, u8)],
+}
+
+/// The compute-instance profiles a GPU instance of `compute` slices offers, as the driver
+/// lists them (`nvidia-smi mig -lcip`): (compute slices, how many fit). An explicit
+/// table, not a rule from sizes: a 4-slice GI offers 1c ×4, 2c ×2 and the full 4g, and
+/// no 3c (two A100-SXM4-80GB `-lcip` captures on driver 550, and NVIDIA's go-nvml mocks
+/// for A100, H100, B200 and A30, agree). The 7-slice GI's 4c is documented for A100 and
+/// assumed for Hopper and Blackwell, which are not confirmed.
+pub const fn ci_offers(compute: u8) -> &'static [(u8, u8)] {
+    match compute {
+        1 => &[(1, 1)],
+        2 => &[(1, 2), (2, 1)],
+        3 => &[(1, 3), (2, 1), (3, 1)],
+        4 => &[(1, 4), (2, 2), (4, 1)],
+        7 => &[(1, 7), (2, 3), (3, 2), (4, 1), (7, 1)],
+        _ => &[],
+    }
 }
 
 impl GiProfile {
@@ -160,14 +180,31 @@ impl GiProfile {
     /// The set {1,2,3,4,7} bounded by the GI's size follows the MIG guide's `-lcip` listing
     /// for A100; on other models it is assumed the same.
     pub fn ci_sizes(&self) -> impl Iterator<Item = u8> + '_ {
-        [1u8, 2, 3, 4, 7]
-            .into_iter()
-            .filter(move |c| *c <= self.compute_slices)
+        self.cis.iter().map(|(c, _)| *c)
     }
 
-    /// How many compute instances of `slices` fit in one instance of this profile.
+    /// How many compute instances of `slices` fit in one instance of this profile (0: the
+    /// GI offers no such compute instance).
     pub fn ci_max(&self, slices: u8) -> u8 {
-        self.compute_slices.checked_div(slices).unwrap_or(0)
+        self.cis
+            .iter()
+            .find(|(c, _)| *c == slices)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    /// The offered compute instances as `-lcip` names them: `1c ×4, 2c ×2, 4g.40gb`.
+    pub fn ci_offer_text(&self) -> String {
+        self.cis
+            .iter()
+            .map(|(c, n)| {
+                if *c == self.compute_slices {
+                    self.name.to_string()
+                } else {
+                    format!("{c}c ×{n}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// The compute-instance profile of `slices` inside this GI, if it exists.
@@ -464,6 +501,7 @@ const fn seven_slice(
         max_instances: max,
         starts,
         starts_source,
+        cis: ci_offers(compute),
     }
 }
 
@@ -494,6 +532,7 @@ const fn four_slice(
         max_instances: max,
         starts,
         starts_source: Source::Measured,
+        cis: ci_offers(compute),
     }
 }
 

@@ -97,6 +97,28 @@ pub const CI_PROFILE_INDEX_COUNT: u32 = 0x9;
 /// Compute-instance slice counts by CI profile index 0..=4.
 const CI_SLICES: [u32; 5] = [1, 2, 3, 4, 7];
 
+/// How many compute instances of `ci` slices a GI of `gi` slices offers, as the driver
+/// lists them (`nvidia-smi mig -lcip`); `None`: not offered. Kept here on its own (not
+/// taken from the catalog) so the simulator and the catalog check each other. A 4-slice
+/// GI has no 3-slice CI (A100-SXM4-80GB captures, driver 550).
+fn ci_count(gi: u32, ci: u32) -> Option<u32> {
+    match (gi, ci) {
+        (1, 1) => Some(1),
+        (2, 1) => Some(2),
+        (2, 2) => Some(1),
+        (3, 1) => Some(3),
+        (3, 2) | (3, 3) => Some(1),
+        (4, 1) => Some(4),
+        (4, 2) => Some(2),
+        (4, 4) => Some(1),
+        (7, 1) => Some(7),
+        (7, 2) => Some(3),
+        (7, 3) => Some(2),
+        (7, 4) | (7, 7) => Some(1),
+        _ => None,
+    }
+}
+
 impl Model {
     /// Looks a model up by its key, case-insensitively.
     pub fn by_key(key: &str) -> Option<&'static Model> {
@@ -148,9 +170,7 @@ impl GiProfile {
     /// The compute-instance profile with NVML index `index` in a GI of this profile, if allowed.
     pub fn ci_profile(&self, index: u32) -> Option<CiProfile> {
         let slices = *CI_SLICES.get(usize::try_from(index).ok()?)?;
-        if slices > self.slices {
-            return None;
-        }
+        let instance_count = ci_count(self.slices, slices)?;
         let name = if slices == self.slices {
             format!("MIG {}", self.name)
         } else {
@@ -159,7 +179,7 @@ impl GiProfile {
         Some(CiProfile {
             index,
             slices,
-            instance_count: self.slices / slices,
+            instance_count,
             sms: self.sms * slices / self.slices,
             name,
         })
@@ -220,5 +240,12 @@ mod tests {
         let g7 = m.profile_by_id(0).unwrap();
         assert_eq!(g7.ci_profile(4).unwrap().instance_count, 1);
         assert_eq!(g7.ci_starts(3), vec![0, 3]);
+        // A 4-slice GI offers 1c x4, 2c x2 and itself: no 3-slice CI.
+        let g4 = m.profile_by_id(5).unwrap();
+        assert_eq!(g4.slices, 4);
+        assert!(g4.ci_profile(2).is_none(), "no 3c in a 4g");
+        assert_eq!(g4.ci_profile(1).unwrap().instance_count, 2);
+        assert_eq!(g4.ci_profile(0).unwrap().instance_count, 4);
+        assert_eq!(g4.ci_profile(3).unwrap().name, "MIG 4g.20gb");
     }
 }

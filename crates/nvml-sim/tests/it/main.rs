@@ -3,6 +3,7 @@
 
 mod common;
 
+mod catalog_agrees;
 /// The `nvml-sim` CLI.
 mod cli;
 /// The NVML C ABI through nvml-wrapper.
