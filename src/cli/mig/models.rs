@@ -6,7 +6,12 @@ use migfleet_mig::catalog::models;
 use serde::Serialize;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Only this model: a name or alias (`h100`), or a PCI id as mig-parted's device
+    /// filters write it (`0x233010DE`, or the device alone, `0x2330`).
+    #[arg(long)]
+    model: Option<String>,
+}
 
 #[derive(Serialize)]
 struct Row {
@@ -26,9 +31,14 @@ struct Pci {
     variant: &'static str,
 }
 
-pub fn exec(_: Args, output: Output) -> Result<(), Failure> {
+pub fn exec(a: Args, output: Output) -> Result<(), Failure> {
+    let only = match &a.model {
+        Some(m) => Some(super::model_arg(m)?),
+        None => None,
+    };
     let rows: Vec<Row> = models()
         .iter()
+        .filter(|m| only.is_none_or(|o| m.name == o.name))
         .map(|m| Row {
             name: m.name,
             generation: m.generation,

@@ -420,6 +420,13 @@ pub fn models() -> &'static [&'static GpuModel] {
 /// `-HBM3` forms, spaces, and the `nvidia.com/gpu.product` label values that GPU Feature
 /// Discovery writes (including the `-MIG-<profile>` suffix of the single strategy).
 pub fn find_model(name: &str) -> Result<&'static GpuModel, ModelError> {
+    // A PCI id, as mig-parted's device filters name GPUs: `0x233010DE` or `0x2330`.
+    if let Some(device) = pci_device_of(name) {
+        return model_by_pci(device).ok_or_else(|| ModelError::Unknown {
+            name: name.to_string(),
+            known: models().iter().map(|m| m.name).collect(),
+        });
+    }
     let key = normalize_model_name(name);
     let hits: Vec<&'static GpuModel> = models()
         .iter()
@@ -454,6 +461,23 @@ pub fn find_model(name: &str) -> Result<&'static GpuModel, ModelError> {
 }
 
 /// Finds the model for an NVIDIA PCI device id (as NVML's `pciDeviceId >> 16` reports it).
+/// The PCI device id in `0x<device><vendor 10DE>` or `0x<device>`; `None` for anything
+/// else (model names never start with `0x`).
+pub fn pci_device_of(text: &str) -> Option<u16> {
+    let hex = text
+        .strip_prefix("0x")
+        .or_else(|| text.strip_prefix("0X"))?;
+    if !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    match hex.len() {
+        1..=4 => u16::from_str_radix(hex, 16).ok(),
+        8 if hex[4..].eq_ignore_ascii_case("10DE") => u16::from_str_radix(&hex[..4], 16).ok(),
+        _ => None,
+    }
+}
+
+/// The model of a PCI device id.
 pub fn model_by_pci(device_id: u16) -> Option<&'static GpuModel> {
     models()
         .iter()
@@ -538,6 +562,20 @@ const fn four_slice(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn models_are_found_by_pci_id_as_mig_parted_filters_name_them() {
+        assert_eq!(find_model("0x233010DE").unwrap().name, "H100-80GB");
+        assert_eq!(find_model("0x2330").unwrap().name, "H100-80GB");
+        assert_eq!(find_model("0x20b010de").unwrap().name, "A100-40GB");
+        assert!(matches!(
+            find_model("0x999910DE"),
+            Err(ModelError::Unknown { .. })
+        ));
+        assert_eq!(pci_device_of("0x2330ABCD"), None, "not NVIDIA's vendor id");
+        assert_eq!(pci_device_of("h100"), None);
+    }
+
     use super::*;
 
     #[test]
