@@ -765,3 +765,59 @@ fn a_run_that_ends_with_a_node_still_pending_sets_it_failed_and_restores_its_ope
         );
     });
 }
+
+#[test]
+fn k8s_mig_in_check_mode_says_what_it_would_do_and_changes_nothing() {
+    let lab = crate::support::lab::Lab::new("kchk", &[&[("H100-80GB", 1)]]);
+    let node = lab.hosts[0].tag.clone();
+    let api = FakeApi::start(operator_cluster(&[(&node, "h100-balanced")]));
+    let kc = api.kubeconfig(&lab.hosts[0].dir().join("kubeconfig"));
+    let r = lab.run(
+        &k8s_mig(),
+        &[
+            "--kubeconfig",
+            kc.to_str().unwrap(),
+            "--no-retry-file",
+            "--check",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.shown);
+    assert!(
+        r.stdout
+            .contains("would get nvidia.com/mig.config.state=pending"),
+        "{}",
+        r.shown
+    );
+    assert!(
+        r.stdout.contains("would be cordoned and ml/work-"),
+        "{}",
+        r.shown
+    );
+    assert!(gi_profiles(&lab.state(0), 0).is_empty(), "{}", r.shown);
+    api.with(|c| {
+        assert!(c.changes.is_empty(), "{:?}", c.changes);
+        assert!(has_pod(c, "ml", &format!("work-{node}")));
+    });
+    // Once the config is in place, check mode says so and would touch nothing.
+    let r = lab.run(
+        &k8s_mig(),
+        &["--kubeconfig", kc.to_str().unwrap(), "--no-retry-file"],
+    );
+    assert_eq!(r.code, 0, "{}", r.shown);
+    let r = lab.run(
+        &k8s_mig(),
+        &[
+            "--kubeconfig",
+            kc.to_str().unwrap(),
+            "--no-retry-file",
+            "--check",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.shown);
+    assert!(
+        r.stdout.contains("its config is already in place"),
+        "{}",
+        r.shown
+    );
+    assert!(r.recap(&node).contains("changed=0"), "{}", r.shown);
+}

@@ -388,6 +388,18 @@ impl K8sGpuOperator {
         })
     }
 
+    /// Whether the host's GPUs already match the config (`None`: no config given, or it
+    /// cannot be read).
+    async fn in_place(&self, cx: &mut TaskCx<'_>) -> Result<Option<bool>, Lost> {
+        let Some(target) = &self.target else {
+            return Ok(None);
+        };
+        let Ok(target) = target.bind(cx).await else {
+            return Ok(None);
+        };
+        Ok(Some(matches(cx, target).await?))
+    }
+
     /// `Some(result)` when the node needs no change: the config is already in place
     /// (`success`), or it cannot be read (`failed`).
     async fn settled(
@@ -413,12 +425,7 @@ impl K8sGpuOperator {
                 })));
             }
         };
-        let assert = super::mig_assert::MigAssert {
-            enabled: None,
-            target: Some(target),
-            gpus: None,
-        };
-        if assert.run(cx).await?.status != crate::fleet::Status::Ok {
+        if !matches(cx, target).await? {
             return Ok(None);
         }
         Ok(Some(
@@ -438,6 +445,12 @@ impl K8sGpuOperator {
             Ok(r) => r,
             Err(f) => return Ok(f),
         };
+        if cx.check && self.state == State::Pending && self.in_place(cx).await? == Some(true) {
+            return Ok(TaskResult::ok(format!(
+                "check mode: node {node}: its config is already in place; {} would be success",
+                gpu_operator::STATE_LABEL
+            )));
+        }
         if cx.check {
             return Ok(
                 match k8s::node_label(&client, &node, gpu_operator::STATE_LABEL).await {
@@ -535,6 +548,16 @@ impl K8sGpuOperator {
             TaskResult::ok(format!("node {node}: already pending; {what}",))
         })
     }
+}
+
+/// Whether the host's GPUs are as `target` asks (what `mig.assert` says).
+async fn matches(cx: &mut TaskCx<'_>, target: super::target::Target) -> Result<bool, Lost> {
+    let assert = super::mig_assert::MigAssert {
+        enabled: None,
+        target: Some(target),
+        gpus: None,
+    };
+    Ok(assert.run(cx).await?.status == crate::fleet::Status::Ok)
 }
 
 fn restored_text(restored: &[String]) -> String {
