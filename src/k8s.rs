@@ -381,6 +381,33 @@ async fn budgets_of(client: &Client, pod: &PodRef) -> Vec<String> {
         .collect()
 }
 
+/// One requirement of a label or node selector (`In`, `NotIn`, `Exists`,
+/// `DoesNotExist`, and node selectors' `Gt` / `Lt` on integers) against labels.
+pub fn requirement_holds(
+    key: &str,
+    operator: &str,
+    values: &[String],
+    labels: &BTreeMap<String, String>,
+) -> bool {
+    let have = labels.get(key);
+    match operator {
+        "In" => have.is_some_and(|v| values.contains(v)),
+        "NotIn" => have.is_none_or(|v| !values.contains(v)),
+        "Exists" => have.is_some(),
+        "DoesNotExist" => have.is_none(),
+        "Gt" | "Lt" => {
+            let (Some(h), Some(v)) = (
+                have.and_then(|h| h.parse::<i64>().ok()),
+                values.first().and_then(|v| v.parse::<i64>().ok()),
+            ) else {
+                return false;
+            };
+            if operator == "Gt" { h > v } else { h < v }
+        }
+        _ => false,
+    }
+}
+
 /// A label selector (matchLabels and matchExpressions) against labels.
 fn selects(
     sel: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
@@ -392,15 +419,12 @@ fn selects(
         .flatten()
         .all(|(k, v)| labels.get(k) == Some(v));
     let by_expr = sel.match_expressions.iter().flatten().all(|e| {
-        let values = e.values.clone().unwrap_or_default();
-        let have = labels.get(&e.key);
-        match e.operator.as_str() {
-            "In" => have.is_some_and(|v| values.contains(v)),
-            "NotIn" => have.is_none_or(|v| !values.contains(v)),
-            "Exists" => have.is_some(),
-            "DoesNotExist" => have.is_none(),
-            _ => false,
-        }
+        requirement_holds(
+            &e.key,
+            &e.operator,
+            e.values.as_deref().unwrap_or(&[]),
+            labels,
+        )
     });
     by_label && by_expr
 }

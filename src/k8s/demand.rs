@@ -70,24 +70,12 @@ impl PendingPod {
 }
 
 fn holds(r: &NodeSelectorRequirement, labels: &BTreeMap<String, String>) -> bool {
-    let values = r.values.clone().unwrap_or_default();
-    let have = labels.get(&r.key);
-    match r.operator.as_str() {
-        "In" => have.is_some_and(|v| values.contains(v)),
-        "NotIn" => have.is_none_or(|v| !values.contains(v)),
-        "Exists" => have.is_some(),
-        "DoesNotExist" => have.is_none(),
-        "Gt" | "Lt" => {
-            let (Some(h), Some(v)) = (
-                have.and_then(|h| h.parse::<i64>().ok()),
-                values.first().and_then(|v| v.parse::<i64>().ok()),
-            ) else {
-                return false;
-            };
-            if r.operator == "Gt" { h > v } else { h < v }
-        }
-        _ => false,
-    }
+    super::requirement_holds(
+        &r.key,
+        &r.operator,
+        r.values.as_deref().unwrap_or(&[]),
+        labels,
+    )
 }
 
 /// `nvidia.com/mig-1g.5gb.me` → `1g.5gb+me`.

@@ -13,7 +13,7 @@ use super::error::PlaybookError;
 use super::loader::{PlaybookSource, Shared, load_plays, new_state};
 use super::modules::{Lost, OperatorMark, TaskCx, closest};
 use super::play::{Action, Cond, FnRef, Play};
-use super::{host_view, offload, sandbox};
+use super::{offload, sandbox};
 use crate::fleet::session::{self, Context, Opening, Session};
 use crate::fleet::{Events, Status, TaskResult};
 use crate::inventory::Connection;
@@ -407,13 +407,7 @@ fn lost(l: Lost) -> (TaskResult, bool) {
 /// The host as Lua sees it, from the facts tasks see.
 async fn host_value(cx: &mut TaskCx<'_>) -> Result<Value, Lost> {
     let facts = cx.facts().await?;
-    Ok(host_view::view(
-        cx.host,
-        cx.vars,
-        &facts,
-        cx.check,
-        cx.demand.and_then(|d| d.as_ref().ok()),
-    ))
+    Ok(cx.view(&facts))
 }
 
 /// Calls `f` with the host's view, off the async workers and bounded; `Err` when the

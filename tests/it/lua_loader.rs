@@ -499,12 +499,15 @@ fn runtime_error_in_run_reports_its_line() {
     let e = call(1);
     assert_eq!(e.location(), format!("{file}:6"));
     assert_eq!(e.message, "no MIG on gpu07");
+    // An endless loop is stopped by whichever budget runs out first: on a loaded
+    // machine the time budget can beat the instruction budget.
+    let stopped = [ErrorKind::InstructionLimit, ErrorKind::TimeLimit];
     let e = call(2);
-    assert_eq!(e.kind, ErrorKind::InstructionLimit);
+    assert!(stopped.contains(&e.kind), "{e:?}");
     assert_eq!(e.location(), format!("{file}:7"));
     // The budget resets per call.
     let e2 = call(2);
-    assert_eq!(e2.kind, ErrorKind::InstructionLimit);
+    assert!(stopped.contains(&e2.kind), "{e2:?}");
     let _ = Path::new(&file);
 }
 

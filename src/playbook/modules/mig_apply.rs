@@ -18,7 +18,6 @@ use super::mig_mode::{SwitchOptions, switch};
 use super::target::{Target, Wanted};
 use super::{Args, BUSY_HINTS, CallFailure, Lost, TaskCx, gpu_base, select_gpus};
 use crate::fleet::{GpuResult, Status, TaskResult};
-use crate::playbook::host_view;
 use crate::report::text::ranges;
 
 pub const KEYS: &[&str] = &[
@@ -87,13 +86,7 @@ impl MigApply {
             Ok(s) => s,
             Err(e) => return Ok(TaskResult::failed(format!("mig.apply: {e}"))),
         };
-        let view = host_view::view(
-            cx.host,
-            cx.vars,
-            &facts,
-            cx.check,
-            cx.demand.and_then(|d| d.as_ref().ok()),
-        );
+        let view = cx.view(&facts);
         let target = match self.target.bind(cx).await {
             Ok(t) => t,
             Err(e) => return Ok(TaskResult::failed(format!("mig.apply: {e}"))),

@@ -10,7 +10,6 @@ use super::mig_apply::ApplyRequest;
 use super::target::{Target, Wanted};
 use super::{Args, CallFailure, Lost, TaskCx, gpu_base, labels, select_gpus};
 use crate::fleet::{GpuResult, TaskResult};
-use crate::playbook::host_view;
 use crate::report::text::{layout, ranges};
 
 pub const KEYS: &[&str] = &["enabled", "layout", "policy", "mig_parted", "gpus"];
@@ -66,13 +65,7 @@ impl MigAssert {
             selected.iter().map(|g| (g.index, self.enabled)).collect();
         let mut layouts = Vec::new();
         if let Some(target) = &self.target {
-            let view = host_view::view(
-                cx.host,
-                cx.vars,
-                &facts,
-                cx.check,
-                cx.demand.and_then(|d| d.as_ref().ok()),
-            );
+            let view = cx.view(&facts);
             let target = match target.bind(cx).await {
                 Ok(t) => t,
                 Err(e) => return Ok(TaskResult::failed(format!("mig.assert: {e}"))),

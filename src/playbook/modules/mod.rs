@@ -324,6 +324,17 @@ impl TaskCx<'_> {
         }
     }
 
+    /// The host as Lua sees it, with `facts` (policies get it as `ctx`).
+    pub fn view(&self, facts: &Facts) -> Value {
+        crate::playbook::host_view::view(
+            self.host,
+            self.vars,
+            facts,
+            self.check,
+            self.demand.and_then(|d| d.as_ref().ok()),
+        )
+    }
+
     /// Check mode: records what this task would leave, for the tasks after it.
     pub fn project(&mut self, facts: Facts) {
         if self.check {

@@ -105,6 +105,21 @@ pub struct MigParted {
 }
 
 impl MigParted {
+    /// The config `name` of the file (`None`: its only one), or why there is none such.
+    fn named(path: PathBuf, config: Arc<Config>, name: Option<&str>) -> Result<MigParted, String> {
+        let named = spec::select(&config, name).map_err(|e| show(&path, &[e]))?;
+        let index = config
+            .configs
+            .iter()
+            .position(|c| std::ptr::eq(c, named))
+            .unwrap_or(0);
+        Ok(MigParted {
+            path,
+            config,
+            index,
+        })
+    }
+
     pub fn name(&self) -> &str {
         self.config
             .configs
@@ -230,17 +245,7 @@ impl Target {
                 }
             }
         };
-        let named = spec::select(&config, name.as_deref()).map_err(|e| show(&path, &[e]))?;
-        let index = config
-            .configs
-            .iter()
-            .position(|c| std::ptr::eq(c, named))
-            .unwrap_or(0);
-        Ok(Target::MigParted(MigParted {
-            path,
-            config,
-            index,
-        }))
+        MigParted::named(path, config, name.as_deref()).map(Target::MigParted)
     }
 
     /// What the target asks of each of `gpus` on a host with `facts` (policies see the
@@ -444,17 +449,7 @@ fn parse_mig_parted(a: &Args<'_>) -> Result<Target, String> {
     match (source, name) {
         // Known now: checked now, so a wrong name fails the load, not a host.
         (PartedSource::File { path, config }, PartedName::Fixed(name)) => {
-            let named = spec::select(&config, name.as_deref()).map_err(|e| show(&path, &[e]))?;
-            let index = config
-                .configs
-                .iter()
-                .position(|c| std::ptr::eq(c, named))
-                .unwrap_or(0);
-            Ok(Target::MigParted(MigParted {
-                path,
-                config,
-                index,
-            }))
+            MigParted::named(path, config, name.as_deref()).map(Target::MigParted)
         }
         (source, name) => Ok(Target::Deferred(Deferred { source, name })),
     }
