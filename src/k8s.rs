@@ -337,14 +337,8 @@ pub async fn pods_to_evict(
     node: &str,
     which: DrainPods,
 ) -> Result<Vec<PodRef>, String> {
-    let pods: Api<Pod> = Api::all(client.clone());
-    let lp = ListParams::default().fields(&format!("spec.nodeName={node}"));
-    let list = pods
-        .list(&lp)
-        .await
-        .map_err(|e| api_error(&format!("listing the pods of node `{node}`"), &e))?;
-    Ok(list
-        .items
+    Ok(pods_on(client, node, None, None)
+        .await?
         .into_iter()
         .filter(|p| !skipped_by_drain(p))
         .filter(|p| which == DrainPods::All || uses_nvidia(p))
@@ -360,6 +354,34 @@ pub async fn pods_to_evict(
                 .flatten()
                 .any(|o| o.controller == Some(true)),
         })
+        .collect())
+}
+
+/// The pods on `node` (of `namespace`, with labels matching `labels`, if given). The
+/// node is asked of the server as a field selector and checked again here, so a server
+/// that ignores the selector cannot make migfleet act on another node's pods.
+pub async fn pods_on(
+    client: &Client,
+    node: &str,
+    namespace: Option<&str>,
+    labels: Option<&str>,
+) -> Result<Vec<Pod>, String> {
+    let pods: Api<Pod> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let mut lp = ListParams::default().fields(&format!("spec.nodeName={node}"));
+    if let Some(l) = labels {
+        lp = lp.labels(l);
+    }
+    let list = pods
+        .list(&lp)
+        .await
+        .map_err(|e| api_error(&format!("listing the pods of node `{node}`"), &e))?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node))
         .collect())
 }
 

@@ -1,6 +1,6 @@
 //! Demand from pending pods: the pods the scheduler could not place (`Pending`, no node,
-//! `PodScheduled=False` with reason `Unschedulable`, not preempting, not a DaemonSet's or
-//! a static pod) that ask for MIG devices — `nvidia.com/mig-<profile>` (the device
+//! `PodScheduled=False` with reason `Unschedulable` — or no verdict yet —, not
+//! preempting, not a DaemonSet's or a static pod) that ask for MIG devices — `nvidia.com/mig-<profile>` (the device
 //! plugin's mixed strategy; `.me` stands for `+me`), or `nvidia.com/gpu` on nodes of the
 //! single strategy, whose product label names their one profile (`<model>-MIG-<profile>`).
 //! Which nodes a pod could land on follows its node selector and required node affinity
@@ -124,17 +124,30 @@ fn unschedulable(p: &Pod) -> bool {
     let Some(status) = &p.status else {
         return false;
     };
-    status.phase.as_deref() == Some("Pending")
+    let unplaced = p
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_deref())
+        .is_none_or(str::is_empty);
+    // The scheduler's verdict when there is one: `PodScheduled=False` for want of
+    // resources (not, say, `SchedulingGated`). A pending pod it has not looked at yet
+    // counts too.
+    let verdict = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "PodScheduled");
+    let wanting = verdict.is_none_or(|c| {
+        c.status == "False" && c.reason.as_deref().is_none_or(|r| r == "Unschedulable")
+    });
+    unplaced
+        && status.phase.as_deref() == Some("Pending")
         && status
             .nominated_node_name
             .as_deref()
             .unwrap_or("")
             .is_empty()
-        && status.conditions.iter().flatten().any(|c| {
-            c.type_ == "PodScheduled"
-                && c.status == "False"
-                && c.reason.as_deref() == Some("Unschedulable")
-        })
+        && wanting
 }
 
 /// The pending, unschedulable pods that ask for MIG devices or GPUs, in namespace and
@@ -201,19 +214,17 @@ pub async fn pending(client: &Client, namespaces: &[String]) -> Result<Vec<Pendi
 /// MIG devices the running pods on `node` hold, by profile: instances that must stay
 /// whether or not a process runs on them now.
 pub async fn held_on(client: &Client, node: &str) -> Result<BTreeMap<String, u32>, String> {
-    let pods: Api<Pod> = Api::all(client.clone());
-    let lp = ListParams::default().fields(&format!("spec.nodeName={node}"));
-    let list = pods
-        .list(&lp)
-        .await
-        .map_err(|e| api_error(&format!("listing the pods of node `{node}`"), &e))?;
     let mut out = BTreeMap::new();
-    for p in list.items.iter().filter(|p| {
-        !p.status
-            .as_ref()
-            .and_then(|s| s.phase.as_deref())
-            .is_some_and(|ph| ph == "Succeeded" || ph == "Failed")
-    }) {
+    for p in super::pods_on(client, node, None, None)
+        .await?
+        .iter()
+        .filter(|p| {
+            !p.status
+                .as_ref()
+                .and_then(|s| s.phase.as_deref())
+                .is_some_and(|ph| ph == "Succeeded" || ph == "Failed")
+        })
+    {
         for (k, n) in requests(p) {
             if let Some(prof) = profile_of_resource(&k) {
                 *out.entry(prof).or_default() += n;
@@ -440,6 +451,31 @@ pub async fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pods_count_as_waiting_until_the_scheduler_places_or_gates_them() {
+        let pod = |v: serde_json::Value| -> Pod { serde_json::from_value(v).unwrap() };
+        let cond = |status: &str, reason: &str| json!({ "phase": "Pending", "conditions": [ { "type": "PodScheduled", "status": status, "reason": reason } ] });
+        assert!(unschedulable(&pod(
+            json!({ "spec": { "containers": [] }, "status": cond("False", "Unschedulable") })
+        )));
+        // Not looked at by the scheduler yet.
+        assert!(unschedulable(&pod(
+            json!({ "spec": { "containers": [] }, "status": { "phase": "Pending" } })
+        )));
+        assert!(!unschedulable(&pod(
+            json!({ "spec": { "containers": [] }, "status": cond("False", "SchedulingGated") })
+        )));
+        assert!(!unschedulable(&pod(
+            json!({ "spec": { "containers": [], "nodeName": "n1" }, "status": cond("False", "Unschedulable") })
+        )));
+        assert!(!unschedulable(&pod(
+            json!({ "spec": { "containers": [] }, "status": { "phase": "Pending", "nominatedNodeName": "n2" } })
+        )));
+        assert!(!unschedulable(&pod(
+            json!({ "spec": { "containers": [] }, "status": { "phase": "Running" } })
+        )));
+    }
 
     #[test]
     fn device_plugin_resource_names_become_profiles() {

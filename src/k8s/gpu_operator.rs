@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
-use kube::api::{Api, DeleteParams, ListParams};
+use kube::api::{Api, DeleteParams};
 
 use super::{Meta, api_error, node, patch_meta};
 
@@ -147,15 +147,9 @@ async fn operand_pods(
     namespace: &str,
     paused: &[String],
 ) -> Result<Vec<String>, String> {
-    let pods: Api<Pod> = Api::all(client.clone());
-    let lp = ListParams::default().fields(&format!("spec.nodeName={name}"));
-    let list = pods
-        .list(&lp)
-        .await
-        .map_err(|e| api_error(&format!("listing the pods of node `{name}`"), &e))?;
     let keys: Vec<String> = paused.iter().map(|o| deploy_label(o)).collect();
-    Ok(list
-        .items
+    Ok(super::pods_on(client, name, None, None)
+        .await?
         .into_iter()
         .filter(|p| {
             !p.status
@@ -231,14 +225,16 @@ async fn delete_pods(
 ) -> Result<(), String> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     for app in apps {
-        let lp = ListParams::default()
-            .fields(&format!("spec.nodeName={name}"))
-            .labels(&format!("app={app}"));
-        let list = pods
-            .list(&lp)
-            .await
-            .map_err(|e| api_error(&format!("listing {app} pods of node `{name}`"), &e))?;
-        for p in list.items {
+        let selector = format!("app={app}");
+        let on = super::pods_on(client, name, Some(namespace), Some(&selector)).await?;
+        for p in on.into_iter().filter(|p| {
+            p.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("app"))
+                .map(String::as_str)
+                == Some(*app)
+        }) {
             let pod = p.metadata.name.unwrap_or_default();
             match pods.delete(&pod, &DeleteParams::default()).await {
                 Ok(_) => {}
