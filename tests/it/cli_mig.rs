@@ -152,6 +152,8 @@ fn models_lists_every_catalog_model() {
             "H100-80GB",
             "H100-NVL-94GB",
             "H100-96GB",
+            "H20-96GB",
+            "PG506-96GB",
             "H200-141GB",
             "GH200-144GB",
             "B200-180GB"

@@ -1,5 +1,6 @@
-//! Hopper models: H100-80GB, H100 NVL 94GB, H100-96GB (GH200 96GB), H200-141GB,
-//! GH200-144GB (mig-facts §2.4).
+//! Hopper models: H100-80GB, H100 NVL 94GB, H100-96GB (GH200 96GB), H20-96GB, H200-141GB,
+//! GH200-144GB (mig-facts §2.4); and PG506-96GB, an Ampere board that shares the 96 GB
+//! profile table.
 
 use super::{Fact, Generation, GiConst::*, GpuModel, PciDevice, Source, seven_slice};
 
@@ -181,77 +182,106 @@ pub static H100_96GB: GpuModel = GpuModel {
             device_id: 0x233d,
             variant: "H100-96GB",
         },
-        PciDevice {
-            device_id: 0x20b6,
-            variant: "PG506-96GB",
-        },
-        PciDevice {
-            device_id: 0x2329,
-            variant: "H20",
-        },
     ],
-    aliases: &["h100-96gb", "gh200-96gb", "gh200-480gb", "gh200", "h20"],
+    aliases: &["h100-96gb", "gh200-96gb", "gh200-480gb", "gh200"],
     compute_slices: 7,
     memory_slices: 8,
     min_driver: "R525.85.12",
-    profiles: &[
-        seven_slice(
-            "1g.12gb",
-            Slice1,
-            F::assumed(19),
-            F::unknown(),
-            F::unknown(),
-            Source::Assumed,
-        ),
-        seven_slice(
-            "1g.12gb+me",
-            Slice1Rev1,
-            F::assumed(20),
-            F::unknown(),
-            F::unknown(),
-            Source::Assumed,
-        ),
-        seven_slice(
-            "1g.24gb",
-            Slice1Rev2,
-            F::assumed(15),
-            F::unknown(),
-            F::unknown(),
-            Source::Assumed,
-        ),
-        seven_slice(
-            "2g.24gb",
-            Slice2,
-            F::assumed(14),
-            F::unknown(),
-            F::unknown(),
-            Source::Assumed,
-        ),
-        seven_slice(
-            "3g.48gb",
-            Slice3,
-            F::assumed(9),
-            F::unknown(),
-            F::unknown(),
-            Source::Assumed,
-        ),
-        seven_slice(
-            "4g.48gb",
-            Slice4,
-            F::assumed(5),
-            F::unknown(),
-            F::unknown(),
-            Source::Assumed,
-        ),
-        seven_slice(
-            "7g.96gb",
-            Slice7,
-            F::assumed(0),
-            F::unknown(),
-            F::unknown(),
-            Source::Assumed,
-        ),
-    ],
+    profiles: &HOPPER_96GB_PROFILES,
+};
+
+/// The 96 GB GPU-instance profiles mig-parted's `config-default.yaml` gives the device
+/// group 0x2342 / 0x233D / 0x20B6 / 0x2329 (mig-facts §2.4): shared by the models below.
+static HOPPER_96GB_PROFILES: [super::GiProfile; 7] = [
+    seven_slice(
+        "1g.12gb",
+        Slice1,
+        F::assumed(19),
+        F::unknown(),
+        F::unknown(),
+        Source::Assumed,
+    ),
+    seven_slice(
+        "1g.12gb+me",
+        Slice1Rev1,
+        F::assumed(20),
+        F::unknown(),
+        F::unknown(),
+        Source::Assumed,
+    ),
+    seven_slice(
+        "1g.24gb",
+        Slice1Rev2,
+        F::assumed(15),
+        F::unknown(),
+        F::unknown(),
+        Source::Assumed,
+    ),
+    seven_slice(
+        "2g.24gb",
+        Slice2,
+        F::assumed(14),
+        F::unknown(),
+        F::unknown(),
+        Source::Assumed,
+    ),
+    seven_slice(
+        "3g.48gb",
+        Slice3,
+        F::assumed(9),
+        F::unknown(),
+        F::unknown(),
+        Source::Assumed,
+    ),
+    seven_slice(
+        "4g.48gb",
+        Slice4,
+        F::assumed(5),
+        F::unknown(),
+        F::unknown(),
+        Source::Assumed,
+    ),
+    seven_slice(
+        "7g.96gb",
+        Slice7,
+        F::assumed(0),
+        F::unknown(),
+        F::unknown(),
+        Source::Assumed,
+    ),
+];
+
+/// H20: the 96 GB profile table, but its own model because its driver floor is later
+/// (R535.161.07, MIG guide "Deployment Considerations") than the H100's.
+pub static H20_96GB: GpuModel = GpuModel {
+    name: "H20-96GB",
+    generation: Generation::Hopper,
+    pci: &[PciDevice {
+        device_id: 0x2329,
+        variant: "H20",
+    }],
+    aliases: &["h20", "h20-96gb"],
+    compute_slices: 7,
+    memory_slices: 8,
+    min_driver: "R535.161.07",
+    profiles: &HOPPER_96GB_PROFILES,
+};
+
+/// PG506-232 (0x20B6): a GA100 (Ampere) board in pci.ids, which mig-parted configures
+/// with the 96 GB profile table. Ampere rules apply: a mode change waits for a GPU reset
+/// and survives reboots. Its minimum driver is assumed to be the 96 GB group's.
+pub static PG506_96GB: GpuModel = GpuModel {
+    name: "PG506-96GB",
+    generation: Generation::Ampere,
+    pci: &[PciDevice {
+        device_id: 0x20b6,
+        variant: "PG506-232",
+    }],
+    aliases: &["pg506", "pg506-96gb", "pg506-232"],
+    compute_slices: 7,
+    memory_slices: 8,
+    min_driver: "R525.85.12",
+    profiles: &HOPPER_96GB_PROFILES,
 };
 
 /// H200 SXM and NVL. Ids, sizes and SMs from an 8-GPU `-lgip` capture; placements were

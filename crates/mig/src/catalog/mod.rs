@@ -399,13 +399,15 @@ pub enum ModelError {
     },
 }
 
-static MODELS: [&GpuModel; 9] = [
+static MODELS: [&GpuModel; 11] = [
     &ampere::A30_24GB,
     &ampere::A100_40GB,
     &ampere::A100_80GB,
     &hopper::H100_80GB,
     &hopper::H100_NVL_94GB,
     &hopper::H100_96GB,
+    &hopper::H20_96GB,
+    &hopper::PG506_96GB,
     &hopper::H200_141GB,
     &hopper::GH200_144GB,
     &blackwell::B200_180GB,
@@ -573,6 +575,13 @@ mod tests {
             Err(ModelError::Unknown { .. })
         ));
         assert_eq!(pci_device_of("0x2330ABCD"), None, "not NVIDIA's vendor id");
+        // 0x20B6 is a GA100 board: Ampere rules. The H20 has its own driver floor.
+        let pg = find_model("0x20B610DE").unwrap();
+        assert_eq!((pg.name, pg.generation), ("PG506-96GB", Generation::Ampere));
+        let h20 = find_model("0x2329").unwrap();
+        assert_eq!((h20.name, h20.min_driver), ("H20-96GB", "R535.161.07"));
+        assert_eq!(find_model("h20").unwrap().name, "H20-96GB");
+        assert_eq!(find_model("0x2342").unwrap().name, "H100-96GB");
         assert_eq!(pci_device_of("h100"), None);
     }
 

@@ -48,8 +48,8 @@ enum Command {
         #[command(flatten)]
         state: StateArg,
         /// GPU model key (repeatable; paired in order with --gpus). Known: A30-24GB,
-        /// A100-40GB, A100-80GB, H100-80GB, H100-NVL-94GB, H100-96GB, H200-141GB,
-        /// GH200-144GB, B200-180GB, L4.
+        /// A100-40GB, A100-80GB, H100-80GB, H100-NVL-94GB, H100-96GB, H20-96GB,
+        /// PG506-96GB, H200-141GB, GH200-144GB, B200-180GB, L4.
         #[arg(long = "model", required = true, value_name = "M")]
         models: Vec<String>,
         /// Number of GPUs of the matching --model (repeatable).

@@ -397,6 +397,30 @@ pub static MODELS: &[Model] = &[
         compute_slices: 7,
         profiles: &H100_96GB,
     },
+    // The 96 GB profile table also serves the H20 (a later driver floor) and the
+    // PG506-232, an Ampere board (mode changes wait for a reset).
+    Model {
+        key: "H20-96GB",
+        name: "NVIDIA H20",
+        pci_device: 0x2329,
+        pci_subsystem: 0x198B_10DE,
+        memory_mib: 97871,
+        generation: Generation::Hopper,
+        mem_slices: 8,
+        compute_slices: 7,
+        profiles: &H100_96GB,
+    },
+    Model {
+        key: "PG506-96GB",
+        name: "NVIDIA PG506-232",
+        pci_device: 0x20B6,
+        pci_subsystem: 0x1492_10DE,
+        memory_mib: 97871,
+        generation: Generation::Ampere,
+        mem_slices: 8,
+        compute_slices: 7,
+        profiles: &H100_96GB,
+    },
     Model {
         key: "H200-141GB",
         name: "NVIDIA H200",
