@@ -41,10 +41,12 @@ const HOPPER_ENGINES: Engines = Engines {
     jpeg: [1, 1, 1, 2, 3, 4, 7],
     ofa: [0, 1, 0, 0, 0, 0, 1],
 };
+// B200 2g: 2 decoders and 2 JPEG engines (public `-lgip` captures); the other sizes are
+// not captured and stay at one.
 const BLACKWELL_ENGINES: Engines = Engines {
     ce: [2, 2, 2, 4, 6, 8, 16],
-    dec: [1, 1, 1, 1, 1, 1, 1],
-    jpeg: [1, 1, 1, 1, 1, 1, 1],
+    dec: [1, 1, 1, 2, 1, 1, 1],
+    jpeg: [1, 1, 1, 2, 1, 1, 1],
     ofa: [0, 1, 0, 0, 0, 0, 1],
 };
 

@@ -326,6 +326,13 @@ fn profile_ids_per_model() {
     }
     assert!(matches!(a30.profile_info(2), Err(NvmlError::NotSupported)));
     assert!(matches!(a30.profile_info(9), Err(NvmlError::NotSupported)));
+    // B200's 2g has two decoders and two JPEG engines, as captures show.
+    let b200_2g = nvml.device_by_index(3).unwrap().profile_info(1).unwrap();
+    assert_eq!(
+        (b200_2g.decoder_count, b200_2g.jpeg_count),
+        (2, 2),
+        "B200 2g engines"
+    );
 
     // The versioned call needs MIG enabled and a known struct version.
     let dev = handle(&nvml, 2);
