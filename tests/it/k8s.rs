@@ -529,39 +529,7 @@ fn configs_from_the_configmap_and_node_labels_change_only_what_the_new_config_dr
     let r = lab.run(&k8s_mig(), &["--kubeconfig", kc, "--no-retry-file"]);
     assert_eq!(r.code, 0, "{}", r.shown);
     // A job runs on the 3g.40gb instance; the label names a config that keeps it.
-    let gi3 = lab.state(0)["gpus"][0]["gpu_instances"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|g| g["profile_id"] == 9)
-        .unwrap()["id"]
-        .as_u64()
-        .unwrap();
-    let ci = lab.state(0)["gpus"][0]["gpu_instances"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|g| g["id"] == gi3)
-        .unwrap()["compute_instances"][0]["id"]
-        .as_u64()
-        .unwrap();
-    lab.nvml_sim(
-        0,
-        &[
-            "process",
-            "add",
-            "--gpu",
-            "0",
-            "--gi",
-            &gi3.to_string(),
-            "--ci",
-            &ci.to_string(),
-            "--pid",
-            "4242",
-            "--mem",
-            "1000",
-        ],
-    );
+    let (gi3, _) = lab.busy_where(0, 0, 4242, |g| g["profile_id"] == 9);
     api.with(|c| {
         let n = c.nodes.get_mut(&node).unwrap();
         n["metadata"]["labels"]["nvidia.com/mig.config"] = serde_json::json!("h100-small");
@@ -633,32 +601,7 @@ fn pending_pods_demand_makes_their_profiles_appear_while_busy_and_held_instances
     let r = lab.run(&setup, &[]);
     assert_eq!(r.code, 0, "{}", r.shown);
     // H100-80GB: 3g.40gb 9, 2g.20gb 14; A100-40GB: 4g.20gb 5, 1g.10gb 15.
-    let (busy_gi, _) = gi_of(&lab.state(0), 0, 9)[0];
-    let ci = lab.state(0)["gpus"][0]["gpu_instances"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|g| g["id"] == busy_gi)
-        .unwrap()["compute_instances"][0]["id"]
-        .as_u64()
-        .unwrap();
-    lab.nvml_sim(
-        0,
-        &[
-            "process",
-            "add",
-            "--gpu",
-            "0",
-            "--gi",
-            &busy_gi.to_string(),
-            "--ci",
-            &ci.to_string(),
-            "--pid",
-            "4242",
-            "--mem",
-            "1000",
-        ],
-    );
+    let (busy_gi, _) = lab.busy_where(0, 0, 4242, |g| g["profile_id"] == 9);
     let (held_gi, _) = gi_of(&lab.state(1), 0, 5)[0];
 
     let mut c = Cluster::default();

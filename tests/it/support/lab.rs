@@ -167,7 +167,23 @@ impl Lab {
     /// Puts process `pid` on the first instance of `gpu` of host `i`; returns the
     /// instance's (GI, CI) ids.
     pub fn busy(&self, i: usize, gpu: usize, pid: u32) -> (u64, u64) {
-        let gi = &self.state(i)["gpus"][gpu]["gpu_instances"][0];
+        self.busy_where(i, gpu, pid, |_| true)
+    }
+
+    /// Puts process `pid` on the first instance of `gpu` of host `i` that `pick` accepts
+    /// (given the simulator's GI object); returns the instance's (GI, CI) ids.
+    pub fn busy_where(
+        &self,
+        i: usize,
+        gpu: usize,
+        pid: u32,
+        pick: impl Fn(&Value) -> bool,
+    ) -> (u64, u64) {
+        let state = self.state(i);
+        let gi = state["gpus"][gpu]["gpu_instances"]
+            .as_array()
+            .and_then(|a| a.iter().find(|g| pick(g)))
+            .unwrap_or_else(|| panic!("no such instance on GPU {gpu} of host {i}"));
         let (g, c) = (
             gi["id"].as_u64().unwrap(),
             gi["compute_instances"][0]["id"].as_u64().unwrap(),
