@@ -15,12 +15,14 @@
 
 ---@class migfleet.Profile
 ---@field name string
----@field plain boolean          Not `+me`, not the double-memory 1g.
+---@field plain boolean          Not `+me`, not the double-memory 1g, not `+gfx`/`-me`/`+me.all`.
+---@field kind "plain"|"media-extensions"|"double-memory"|"graphics"|"no-media"|"all-media"
 ---@field compute_slices integer
 ---@field memory_slices integer
+---@field placement_size integer  In the GPU's placement units (3 per slice on the RTX PRO 6000).
 ---@field memory_mib integer
 ---@field max_instances integer
----@field starts integer[]
+---@field starts integer[]        In placement units.
 
 ---@class migfleet.GpuInstance
 ---@field gi_id integer

@@ -126,5 +126,43 @@ fn table(outcomes: &[(String, Outcome)]) -> String {
         out.push('\n');
     }
     out.push_str("(* = instance with processes; AT BOOT: what mig.persist restores at boot, against the live state)\n");
+    out.push_str(&catalog_differences(outcomes));
+    out
+}
+
+/// The drivers' profile tables where they differ from the catalog: once per model, driver
+/// and set of differences across the fleet, naming the hosts and GPUs. The driver's table
+/// is what migfleet plans with on those hosts.
+fn catalog_differences(outcomes: &[(String, Outcome)]) -> String {
+    type Key = (String, String, Vec<String>);
+    let mut groups: Vec<(Key, Vec<String>)> = Vec::new();
+    for (host, o) in outcomes {
+        let Some(f) = o
+            .data
+            .as_ref()
+            .and_then(|d| serde_json::from_value::<Facts>(d.clone()).ok())
+        else {
+            continue;
+        };
+        for r in f.catalog {
+            let key = (r.model, r.driver_version, r.differences);
+            let gpus: Vec<String> = r.gpus.iter().map(u32::to_string).collect();
+            let at = format!("{host} (GPU {})", gpus.join(","));
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, hosts)) => hosts.push(at),
+                None => groups.push((key, vec![at])),
+            }
+        }
+    }
+    let mut out = String::new();
+    for ((model, driver, differences), hosts) in groups {
+        out.push_str(&format!(
+            "\n{model} on driver {driver} differs from migfleet's catalog (the driver's table is used): {}\n",
+            hosts.join(", ")
+        ));
+        for d in differences {
+            out.push_str(&format!("  {d}\n"));
+        }
+    }
     out
 }

@@ -2,6 +2,7 @@
 //! its variables, whether this is a check run, and each GPU's facts in the shape
 //! `lua/types/migfleet.lua` documents. Pure: facts in, JSON out.
 
+use migfleet_mig::catalog::{GiConst, ProfileKind};
 use migfleet_proto::{Facts, GpuFacts};
 use serde_json::{Map, Value, json};
 
@@ -31,9 +32,12 @@ pub fn gpu(g: &GpuFacts) -> Value {
         None => (false, false, &[][..], &[][..]),
         Some(m) => (m.current, m.pending, &m.instances[..], &m.profiles[..]),
     };
-    // Plain profiles are NVML's 1/2/3/4/7-slice constants (index 0..=4).
+    // Plain profiles are NVML's plain n-slice constants (1_SLICE .. 6_SLICE).
+    let plain = |p: &&migfleet_proto::HostProfile| {
+        GiConst::from_value(p.nvml).is_some_and(|c| c.kind() == ProfileKind::Plain)
+    };
     let mut by_slices = vec![Value::Null; 8];
-    for p in profiles.iter().filter(|p| p.nvml <= 4) {
+    for p in profiles.iter().filter(plain) {
         if let Some(slot) = by_slices.get_mut(usize::from(p.compute_slices).saturating_sub(1)) {
             *slot = Value::String(p.name.clone());
         }
@@ -60,8 +64,9 @@ pub fn gpu(g: &GpuFacts) -> Value {
             json!({"gi_id": i.gi_id, "profile": i.profile, "start": i.start, "busy": !pids.is_empty(), "pids": pids})
         }).collect::<Vec<_>>(),
         "profiles": profiles.iter().map(|p| json!({
-            "name": p.name, "plain": p.nvml <= 4, "compute_slices": p.compute_slices,
-            "memory_slices": p.memory_slices, "memory_mib": p.memory_mib,
+            "name": p.name, "plain": plain(&p), "kind": p.kind,
+            "compute_slices": p.compute_slices, "memory_slices": p.memory_slices,
+            "placement_size": p.placement_size, "memory_mib": p.memory_mib,
             "max_instances": p.max_instances, "starts": p.starts,
         })).collect::<Vec<_>>(),
         "profile_by_slices": by_slices,

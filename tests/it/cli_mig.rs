@@ -156,7 +156,13 @@ fn models_lists_every_catalog_model() {
             "PG506-96GB",
             "H200-141GB",
             "GH200-144GB",
-            "B200-180GB"
+            "B200-180GB",
+            "GB200-186GB",
+            "B300-288GB",
+            "GB300-288GB",
+            "RTX-PRO-6000-96GB",
+            "RTX-PRO-5000-48GB",
+            "RTX-PRO-4500-32GB"
         ]
     );
 }
@@ -200,6 +206,66 @@ fn check_places_each_gpu_by_model() {
         r.shown
     );
     assert_eq!(last.len(), 7, "{}", r.shown);
+}
+
+/// NVIDIA's default configs, checked by PCI id as mig-parted's device filters name GPUs:
+/// the id itself is the host's device, so the entry that filters on it applies.
+#[test]
+fn check_takes_pci_ids_and_nvidia_default_configs() {
+    let file = "examples/mig-parted/nvidia-defaults.yaml";
+    for (id, model, first) in [
+        ("0x233A10DE", "H100-NVL-94GB", "2g.24gb@0"),
+        ("0x2BB510DE", "RTX-PRO-6000-96GB", "2g.48gb@0"),
+        ("0x20B610DE", "PG506-96GB", "2g.24gb@0"),
+    ] {
+        let r = migfleet(&[
+            "mig",
+            "check",
+            file,
+            "-c",
+            "all-balanced",
+            "--model",
+            id,
+            "--output",
+            "json",
+        ]);
+        assert_eq!(r.code, 0, "{}", r.shown);
+        let v = json(&r);
+        assert_eq!(v["gpus"][0]["model"], model, "{}", r.shown);
+        assert_eq!(v["gpus"][0]["target"]["instances"][0], first, "{}", r.shown);
+    }
+    // The H100 SXM5 94GB shares the NVL's table but no filter of NVIDIA's names it.
+    let r = migfleet(&[
+        "mig",
+        "check",
+        file,
+        "-c",
+        "all-balanced",
+        "--model",
+        "0x2339",
+        "--output",
+        "json",
+    ]);
+    let v = json(&r);
+    assert_eq!(v["gpus"][0]["model"], "H100-NVL-94GB", "{}", r.shown);
+    assert_eq!(v["gpus"][0]["target"]["mig"], "untouched", "{}", r.shown);
+    // A config for another GPU's profiles is refused with the profiles that exist.
+    let r = migfleet(&[
+        "mig",
+        "check",
+        file,
+        "-c",
+        "all-1g.24gb.gfx",
+        "--model",
+        "0x233010DE",
+    ]);
+    assert_ne!(r.code, 0, "{}", r.shown);
+    assert!(
+        r.stderr
+            .contains("profile `1g.24gb+gfx` does not exist on H100-80GB"),
+        "{}",
+        r.shown
+    );
 }
 
 #[test]

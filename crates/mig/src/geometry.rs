@@ -13,7 +13,8 @@ use std::collections::BTreeSet;
 pub enum ProfileSet {
     /// Every profile of the model.
     All,
-    /// Only plain profiles: no `+me`, no double-memory 1g.
+    /// Only plain profiles: no `+me`, no double-memory 1g, none of the RTX PRO kinds
+    /// (`+gfx`, `-me`, `+me.all`).
     Plain,
 }
 
@@ -198,6 +199,57 @@ mod tests {
         let m = find_model("A30").unwrap();
         assert_eq!(maximal_layouts(m, ProfileSet::Plain).len(), 5);
         assert_eq!(multisets(m, ProfileSet::Plain).len(), 9);
+    }
+
+    /// The 4-slice RTX PRO 6000 places like an A30 scaled by three placement units per
+    /// slice. Known answers, counted by hand from its `-lgipp` (1g {0,3,6,9}, 2g {0,6}, 4g
+    /// {0}): with plain profiles each half of the GPU is empty, a 2g, or 1g's in some of its
+    /// two slots (5 ways), so 5×5−1 layouts without the 4g plus the 4g: 25, of which 5 are
+    /// maximal, in 4 maximal multisets. With all eleven profiles a half without a
+    /// media-claiming instance takes 1 + 3 (2g kinds) + 15 (two 1g slots of 4 states, not
+    /// both empty) = 19 forms and with one 1 (2g+me.all) + 2·2·4 = 17; a GPU holds at most
+    /// one media claim: 19² + 2·19·17 − 1 + 2 (the 4g kinds) = 1008.
+    #[test]
+    fn rtx_pro_6000_known_answers() {
+        let m = find_model("RTX PRO 6000 Blackwell Server Edition").unwrap();
+        assert_eq!(m.placement_units, 12);
+        assert_eq!(layouts(m, ProfileSet::Plain).len(), 25);
+        assert_eq!(maximal_layouts(m, ProfileSet::Plain).len(), 5);
+        assert_eq!(maximal_multisets(m, ProfileSet::Plain).len(), 4);
+        assert_eq!(multisets(m, ProfileSet::Plain).len(), 9);
+        assert_eq!(layouts(m, ProfileSet::All).len(), 1008);
+        // The same shapes as the A30, at three times the starts.
+        let a30 = find_model("A30").unwrap();
+        let scaled = |model: &GpuModel, g: &Geometry, k: u8| -> Vec<(u8, u8)> {
+            g.iter()
+                .map(|(p, s)| (model.profile(*p).compute_slices, s * k))
+                .collect()
+        };
+        let mine: Vec<_> = maximal_layouts(m, ProfileSet::Plain)
+            .iter()
+            .map(|g| scaled(m, g, 1))
+            .collect();
+        let theirs: Vec<_> = maximal_layouts(a30, ProfileSet::Plain)
+            .iter()
+            .map(|g| scaled(a30, g, 3))
+            .collect();
+        assert_eq!(mine, theirs);
+        let shown: Vec<String> = maximal_layouts(m, ProfileSet::Plain)
+            .iter()
+            .map(|g| display(m, g))
+            .collect();
+        assert!(shown.contains(&"2g.48gb@0 1g.24gb@6 1g.24gb@9".to_string()));
+    }
+
+    /// The 2-slice RTX PRO 5000 and 4500: one half of the above without the media 2g:
+    /// 1 + 2 + 15 forms without a media claim, 16 with one, less the empty GPU: 33.
+    #[test]
+    fn two_slice_rtx_pro_known_answers() {
+        for name in ["RTX-PRO-5000-48GB", "RTX-PRO-4500-32GB"] {
+            let m = find_model(name).unwrap();
+            assert_eq!(layouts(m, ProfileSet::All).len(), 33, "{name}");
+            assert_eq!(maximal_multisets(m, ProfileSet::Plain).len(), 2, "{name}");
+        }
     }
 
     #[test]

@@ -115,7 +115,9 @@ pub enum LayoutError {
         max: u8,
         model: &'static str,
     },
-    #[error("{a} and {b} both take the media engines; a GPU has one `+me` instance at most")]
+    #[error(
+        "{a} and {b} both take the media engines; a GPU has one `+me` or `+me.all` instance at most"
+    )]
     MediaExtensionsTwice { a: String, b: String },
     #[error(
         "{instance}: compute instances [{}] are not what its {slices} compute slices offer ({offered})",
@@ -196,7 +198,7 @@ pub fn validate(model: &GpuModel, layout: &[Placed]) -> Result<(), LayoutErrors>
                     slices: (0..16u8).filter(|s| common & (1 << s) != 0).collect(),
                 });
             }
-            if pa.kind == ProfileKind::MediaExtensions && pb.kind == ProfileKind::MediaExtensions {
+            if pa.kind.claims_media() && pb.kind.claims_media() {
                 errors.push(LayoutError::MediaExtensionsTwice {
                     a: a.display(model),
                     b: b.display(model),
@@ -257,6 +259,20 @@ pub fn place_wants(model: &GpuModel, wants: &[Want]) -> Result<Vec<Placed>, Layo
         }
     }
     errors.extend(too_many(model, wants.iter().map(|w| w.profile)));
+    // Two instances that each take the GPU's media extensions can never be placed
+    // together, wherever they go; say so rather than "cannot be placed".
+    let media: Vec<&Want> = wants
+        .iter()
+        .filter(|w| model.profile(w.profile).kind.claims_media())
+        .collect();
+    if let [a, b, ..] = media.as_slice()
+        && (a.start.is_none() || b.start.is_none())
+    {
+        errors.push(LayoutError::MediaExtensionsTwice {
+            a: a.display(model),
+            b: b.display(model),
+        });
+    }
     let pinned: Vec<Placed> = wants.iter().filter_map(Want::pinned).collect();
     if let Err(e) = validate(model, &pinned) {
         errors.extend(e.0);
@@ -315,7 +331,7 @@ impl Board {
         self.occupied & p.mask_at(start) == 0
             && self.compute + p.compute_slices <= model.compute_slices
             && self.counts[profile.0 as usize] < p.max_instances
-            && !(self.media && p.kind == ProfileKind::MediaExtensions)
+            && !(self.media && p.kind.claims_media())
     }
 
     pub fn add(&mut self, model: &GpuModel, profile: ProfileIdx, start: u8) {
@@ -323,7 +339,7 @@ impl Board {
         self.occupied |= p.mask_at(start);
         self.compute += p.compute_slices;
         self.counts[profile.0 as usize] += 1;
-        self.media |= p.kind == ProfileKind::MediaExtensions;
+        self.media |= p.kind.claims_media();
     }
 
     /// Whether any instance of any profile could still be added.
@@ -397,7 +413,7 @@ pub(crate) fn place_on(
             let p = model.profile(wants[i].profile);
             (
                 wants[i].start.is_none(),
-                std::cmp::Reverse(p.memory_slices),
+                std::cmp::Reverse(p.placement_size),
                 std::cmp::Reverse(p.compute_slices),
             )
         };
@@ -407,7 +423,7 @@ pub(crate) fn place_on(
     flex_order.sort_by_key(|i| {
         let p = model.profile(*i);
         (
-            std::cmp::Reverse(p.memory_slices),
+            std::cmp::Reverse(p.placement_size),
             std::cmp::Reverse(p.compute_slices),
             p.kind != ProfileKind::Plain,
         )
@@ -519,7 +535,10 @@ mod tests {
         let err = validate(m, &[Placed::whole(m, me, 0), Placed::whole(m, me, 1)])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("one `+me` instance at most"), "{err}");
+        assert!(
+            err.contains("one `+me` or `+me.all` instance at most"),
+            "{err}"
+        );
     }
 
     #[test]

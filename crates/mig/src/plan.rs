@@ -430,7 +430,7 @@ fn build(model: &GpuModel, gis: &[&CurrentGi], wants: &[Want], best: &Best) -> P
                     profile: p.name.to_string(),
                     nvml: p.nvml,
                     start,
-                    size: p.memory_slices,
+                    size: p.placement_size,
                 });
                 next_new += 1;
                 GiRef::New(next_new - 1)
@@ -547,7 +547,7 @@ pub fn simulate(
                 let profile = model
                     .profile_by_const(*nvml)
                     .ok_or(format!("{op}: profile not on {}", model.name))?;
-                if model.profile(profile).memory_slices != *size {
+                if model.profile(profile).placement_size != *size {
                     return Err(format!("{op}: wrong placement size"));
                 }
                 let placed: Vec<Placed> = state.iter().map(CurrentGi::placed).collect();

@@ -70,6 +70,7 @@ pub fn new_state(spec: &[(&'static Model, u32)]) -> Result<State, String> {
         boot_id: random_hex(16),
         gpus,
         injections: Vec::new(),
+        driver_version: None,
     })
 }
 

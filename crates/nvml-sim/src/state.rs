@@ -38,7 +38,14 @@ pub struct State {
     /// Pending error injections, consumed in order.
     #[serde(default)]
     pub injections: Vec<Injection>,
+    /// The driver version this host reports (`nvml-sim init --driver`); absent: the
+    /// simulator's default, [`DEFAULT_DRIVER_VERSION`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_version: Option<String>,
 }
+
+/// The driver version a host reports unless `init --driver` chose another.
+pub const DEFAULT_DRIVER_VERSION: &str = "580.95.05-sim";
 
 fn default_version() -> u32 {
     STATE_VERSION
@@ -149,6 +156,13 @@ fn is_zero(n: &u32) -> bool {
 }
 
 impl State {
+    /// The driver version this host reports.
+    pub fn driver(&self) -> &str {
+        self.driver_version
+            .as_deref()
+            .unwrap_or(DEFAULT_DRIVER_VERSION)
+    }
+
     /// Whether an injection for `function` is pending.
     pub fn has_injection(&self, function: &str) -> bool {
         self.injections
@@ -413,6 +427,7 @@ mod tests {
             version: 1,
             boot_id: "x".into(),
             gpus: vec![],
+            driver_version: None,
             injections: vec![Injection {
                 function: "f".into(),
                 code: 23,

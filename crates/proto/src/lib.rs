@@ -461,6 +461,21 @@ pub struct Facts {
     /// What `persist` installed for boot, if anything (it may differ from the live state).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persisted: Option<Persisted>,
+    /// Where the driver's profile tables and migfleet's catalog disagree: once per model
+    /// (the driver is the host's), naming the GPUs, not once per GPU.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub catalog: Vec<CatalogReport>,
+}
+
+/// One model's differences from the catalog on one driver. The driver's table wins; this
+/// says what the catalog would have planned differently.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogReport {
+    pub model: String,
+    pub driver_version: String,
+    /// The GPUs of this model that show these differences.
+    pub gpus: Vec<u32>,
+    pub differences: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -492,10 +507,9 @@ pub struct MigFacts {
     pub current: bool,
     pub pending: bool,
     pub instances: Vec<GpuInstance>,
-    /// The driver's profile table for this GPU (it wins over the catalog).
+    /// The driver's profile table for this GPU (it wins over the catalog; differences are
+    /// in [`Facts::catalog`]).
     pub profiles: Vec<HostProfile>,
-    /// Where the driver's table and the catalog disagree, one line each.
-    pub catalog_mismatches: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -534,10 +548,18 @@ pub struct HostProfile {
     pub id: u32,
     pub compute_slices: u8,
     pub memory_slices: u8,
+    /// Size of one instance in the GPU's NVML placement units (the memory slices on most
+    /// GPUs; three units per slice on the RTX PRO 6000).
+    #[serde(default)]
+    pub placement_size: u8,
     pub memory_mib: u64,
     pub sm_count: u32,
     pub max_instances: u8,
+    /// Placement starts, in placement units.
     pub starts: Vec<u8>,
+    /// `plain`, `media-extensions`, `double-memory`, `graphics`, `no-media`, `all-media`.
+    #[serde(default)]
+    pub kind: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

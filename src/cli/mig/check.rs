@@ -3,7 +3,7 @@
 use super::model_arg;
 use crate::error::Failure;
 use crate::report::{Output, print_json};
-use migfleet_mig::catalog::NVIDIA_VENDOR_ID;
+use migfleet_mig::catalog::{NVIDIA_VENDOR_ID, pci_device_of};
 use migfleet_mig::spec::{self, GpuTarget, HostGpu, ResolvedGpu};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -15,8 +15,9 @@ pub struct Args {
     /// Which entry of `mig-configs` to check; may be left out when the file has one.
     #[arg(long, short = 'c')]
     pub config: Option<String>,
-    /// GPU model of the host; repeat for a host with mixed models (GPUs are numbered in
-    /// the order given).
+    /// GPU model of the host: a catalog name, a driver name or a PCI id as mig-parted's
+    /// device filters write it (`0x233010DE`); repeat for a host with mixed models (GPUs
+    /// are numbered in the order given).
     #[arg(long, required = true)]
     pub model: Vec<String>,
     /// Number of GPUs of each model.
@@ -45,11 +46,16 @@ struct Located {
 }
 
 pub fn exec(args: Args, output: Output) -> Result<(), Failure> {
+    // A PCI id (`0x233910DE`) stands for that exact device, so device filters see it;
+    // a model name stands for the model's first PCI id.
     let models = args
         .model
         .iter()
-        .map(|m| model_arg(m))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|m| {
+            let model = model_arg(m)?;
+            Ok((model, pci_device_of(m).unwrap_or(model.primary_pci())))
+        })
+        .collect::<Result<Vec<_>, Failure>>()?;
     let file = args.file.display().to_string();
     let text = crate::input::read_text(&args.file)
         .map_err(|e| Failure::options(format!("cannot read {file}: {e}")))?;
@@ -82,11 +88,11 @@ pub fn exec(args: Args, output: Output) -> Result<(), Failure> {
     let config = spec::v1::parse(&text).map_err(fail)?;
     let named = spec::select(&config, args.config.as_deref()).map_err(|e| fail(vec![e]))?;
     let mut gpus = Vec::new();
-    for model in &models {
+    for (model, device_id) in &models {
         for _ in 0..args.gpus {
             gpus.push(HostGpu {
                 index: gpus.len() as u32,
-                device_id: model.primary_pci(),
+                device_id: *device_id,
                 vendor_id: NVIDIA_VENDOR_ID,
                 subsystem: None,
                 model: Some(model),

@@ -60,8 +60,9 @@ pub fn exec(a: Args, output: Output) -> Result<(), Failure> {
     if output == Output::Json {
         return print_json(&rows);
     }
+    let name_w = rows.iter().map(|r| r.name.len()).max().unwrap_or(0).max(5);
     crate::outln!(
-        "{:<15} {:<10} {:<7} {:<12} PCI IDS (VARIANT)",
+        "{:<name_w$} {:<10} {:<7} {:<12} PCI IDS (VARIANT)",
         "MODEL",
         "GEN",
         "SLICES",
@@ -74,7 +75,7 @@ pub fn exec(a: Args, output: Output) -> Result<(), Failure> {
             .map(|p| format!("{} ({})", p.id, p.variant))
             .collect();
         crate::outln!(
-            "{:<15} {:<10} {:<7} {:<12} {}",
+            "{:<name_w$} {:<10} {:<7} {:<12} {}",
             r.name,
             format!("{:?}", r.generation).to_lowercase(),
             format!("{}/{}", r.compute_slices, r.memory_slices),

@@ -35,6 +35,8 @@ struct Out<'a> {
     generation: migfleet_mig::catalog::Generation,
     compute_slices: u8,
     memory_slices: u8,
+    placement_units: u8,
+    min_driver: &'static str,
     profiles: Vec<Row<'a>>,
 }
 
@@ -64,18 +66,41 @@ pub fn exec(args: Args, output: Output) -> Result<(), Failure> {
             generation: model.generation,
             compute_slices: model.compute_slices,
             memory_slices: model.memory_slices,
+            placement_units: model.placement_units,
+            min_driver: model.min_driver,
             profiles: rows,
         });
     }
+    let units = if model.placement_units == model.memory_slices {
+        String::new()
+    } else {
+        format!(
+            " ({} placement units: starts and sizes below count in them)",
+            model.placement_units
+        )
+    };
     crate::outln!(
-        "{} ({:?}): {} compute slices, {} memory slices",
+        "{} ({:?}): {} compute slices, {} memory slices{units}; driver {} or later",
         model.name,
         model.generation,
         model.compute_slices,
-        model.memory_slices
+        model.memory_slices,
+        model.min_driver
     )?;
+    let name_w = rows
+        .iter()
+        .map(|r| r.profile.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(7);
+    let const_w = rows
+        .iter()
+        .map(|r| r.profile.nvml.c_name().len())
+        .max()
+        .unwrap_or(0)
+        .max(13);
     crate::outln!(
-        "{:<12} {:>4} {:<40} {:>5} {:>10} {:>5} {:>4}  {:<15} COMPUTE INSTANCES",
+        "{:<name_w$} {:>4} {:<const_w$} {:>5} {:>10} {:>5} {:>4}  {:<15} {:<6} COMPUTE INSTANCES",
         "PROFILE",
         "ID",
         "NVML CONSTANT",
@@ -83,9 +108,11 @@ pub fn exec(args: Args, output: Output) -> Result<(), Failure> {
         "MEMORY MiB",
         "SMs",
         "MAX",
-        "PLACEMENTS"
+        "PLACEMENTS",
+        "SINCE"
     )?;
     let mut assumed = false;
+    let mut notes = Vec::new();
     for r in &rows {
         let p = r.profile;
         let starts: Vec<String> = p.starts.iter().map(|s| s.to_string()).collect();
@@ -99,7 +126,7 @@ pub fn exec(args: Args, output: Output) -> Result<(), Failure> {
             || p.starts_source == Source::Assumed;
         let cis: Vec<String> = r.compute_instances.iter().map(|c| c.name.clone()).collect();
         crate::outln!(
-            "{:<12} {:>4} {:<40} {:>5} {:>10} {:>5} {:>4}  {:<15} {}",
+            "{:<name_w$} {:>4} {:<const_w$} {:>5} {:>10} {:>5} {:>4}  {:<15} {:<6} {}",
             p.name,
             p.id.display(),
             p.nvml.c_name(),
@@ -108,8 +135,30 @@ pub fn exec(args: Args, output: Output) -> Result<(), Failure> {
             p.sm_count.display(),
             p.max_instances,
             starts,
+            p.min_driver.unwrap_or("-"),
             cis.join(" ")
         )?;
+        if !p.memory_history.is_empty() {
+            let steps: Vec<String> = p
+                .memory_history
+                .iter()
+                .map(|(from, mib)| format!("{mib} MiB from {from}"))
+                .collect();
+            notes.push(format!("{}: memory {}", p.name, steps.join(", ")));
+        }
+        if !p.aliases.is_empty() {
+            notes.push(format!(
+                "{}: also named {} by some drivers",
+                p.name,
+                p.aliases.join(", ")
+            ));
+        }
+    }
+    if !notes.is_empty() {
+        crate::outln!("")?;
+        for n in notes {
+            crate::outln!("{n}")?;
+        }
     }
     if assumed {
         crate::outln!(

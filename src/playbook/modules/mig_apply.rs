@@ -371,7 +371,7 @@ fn project(cx: &mut TaskCx<'_>, facts: &Facts, results: &[migfleet_proto::ApplyR
                 profile: p.profile.clone(),
                 profile_id: profile.map_or(0, |x| x.id),
                 start: p.start,
-                size: profile.map_or(0, |x| x.memory_slices),
+                size: profile.map_or(0, |x| x.placement_size),
                 cis: p
                     .cis
                     .iter()

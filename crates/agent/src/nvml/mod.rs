@@ -6,7 +6,8 @@ mod raw;
 
 use crate::error::{AgentError, Result};
 use migfleet_mig::catalog::{
-    Fact, GiConst, GiProfile, GpuModel, ProfileIdx, ProfileKind, Source, model_by_pci,
+    DriverVersion, Fact, GiConst, GiProfile, GpuModel, ProfileIdx, ResolvedProfile, Source,
+    model_by_pci,
 };
 use migfleet_mig::plan::{CurrentCi, CurrentGi, GiRef, Op};
 use migfleet_proto as proto;
@@ -16,8 +17,10 @@ use nvml_wrapper::error::NvmlError;
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 
-/// NVML GI profile index constants the agent asks the driver about.
-const GI_INDICES: [u32; 10] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+/// NVML GI profile index constants the agent asks the driver about: every one of the
+/// newest `nvml.h` (0x0..=0x11, up to `3_SLICE_GFX`); an older driver answers
+/// INVALID_ARGUMENT for those it does not know, which reads as "not offered".
+const GI_INDICES: std::ops::Range<u32> = 0..0x12;
 
 /// A loaded NVML library.
 pub struct Session {
@@ -94,10 +97,56 @@ pub fn mig_mode(dev: &Device, index: u32) -> Result<Option<MigState>> {
 /// host's table wins; differences are returned as text for `facts`.
 pub struct HostModel {
     pub model: &'static GpuModel,
+    /// The catalog's model for this GPU's PCI id, if it has one.
+    pub catalog: Option<&'static GpuModel>,
+    /// The driver version as NVML reports it.
+    pub driver: String,
     pub profiles: Vec<proto::HostProfile>,
     pub mismatches: Vec<String>,
     /// Driver profile id per catalog profile index.
     pub ids: Vec<u32>,
+}
+
+impl HostModel {
+    /// Refuses a set of GPU instances this GPU's driver does not allow together.
+    pub fn check_combination(&self, profiles: &[ProfileIdx]) -> std::result::Result<(), String> {
+        let Some(floor) = self.model.combination_floor(profiles) else {
+            return Ok(());
+        };
+        match DriverVersion::parse(&self.driver) {
+            Some(d) if !d.at_least(floor) => {
+                let names: Vec<&str> = profiles
+                    .iter()
+                    .map(|p| self.model.profile(*p).name)
+                    .collect();
+                Err(format!(
+                    "{} on one GPU need driver {floor} or later; this GPU's driver is {}",
+                    names.join(" + "),
+                    self.driver
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Resolves a profile name on this GPU's driver table. A name the driver does not
+    /// offer but the catalog knows from a later driver is refused with the version needed.
+    pub fn resolve(&self, name: &str) -> std::result::Result<ResolvedProfile, String> {
+        self.model.resolve(name).map_err(|e| {
+            let too_old = self.catalog.and_then(|cat| {
+                let r = cat.resolve(name).ok()?;
+                let floor = cat.profile_floor(r.gi);
+                let driver = DriverVersion::parse(&self.driver)?;
+                (!driver.at_least(floor)).then(|| {
+                    format!(
+                        "profile `{name}` on {} needs driver {floor} or later; this GPU's driver is {}",
+                        cat.name, self.driver
+                    )
+                })
+            });
+            too_old.unwrap_or_else(|| e.to_string())
+        })
+    }
 }
 
 pub fn host_model(
@@ -109,6 +158,10 @@ pub fn host_model(
     let nvml = &session.nvml;
     let handle = device_handle(dev);
     let catalog = model_by_pci(pci_device);
+    let driver = nvml
+        .sys_driver_version()
+        .map_err(|e| AgentError::nvml(format!("driver version: {e}")).on_gpu(index))?;
+    let driver_version = DriverVersion::parse(&driver);
     let mut profiles = Vec::new();
     let mut built: Vec<GiProfile> = Vec::new();
     let mut mismatches = Vec::new();
@@ -133,13 +186,16 @@ pub fn host_model(
                     info.memorySizeMB.div_ceil(1024)
                 )
             });
-        let kind = match nvml_const {
-            GiConst::Slice1Rev1 | GiConst::Slice2Rev1 => ProfileKind::MediaExtensions,
-            GiConst::Slice1Rev2 => ProfileKind::DoubleMemory,
-            _ => ProfileKind::Plain,
-        };
+        let kind = nvml_const.kind();
         if let Some(cat) = from_catalog {
-            compare(cat, &info, size, &starts, &mut mismatches);
+            compare(
+                cat,
+                driver_version.as_ref(),
+                &info,
+                size,
+                &starts,
+                &mut mismatches,
+            );
         } else if catalog.is_some() {
             mismatches.push(format!(
                 "{name}: the driver offers it, the catalog does not"
@@ -150,11 +206,16 @@ pub fn host_model(
             nvml: c,
             id: info.id,
             compute_slices: info.sliceCount as u8,
-            memory_slices: size,
+            memory_slices: from_catalog.map_or(size, |c| c.memory_slices),
+            placement_size: size,
             memory_mib: info.memorySizeMB,
             sm_count: info.multiprocessorCount,
             max_instances: info.instanceCount as u8,
             starts: starts.clone(),
+            kind: serde_json::to_value(kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
         };
         built.push(GiProfile {
             name: leak(name),
@@ -162,8 +223,12 @@ pub fn host_model(
             nvml: nvml_const,
             id: Fact::measured(info.id),
             compute_slices: hp.compute_slices,
-            memory_slices: size,
+            memory_slices: from_catalog.map_or(size, |c| c.memory_slices),
+            placement_size: size,
             memory_mib: Fact::measured(info.memorySizeMB as u32),
+            memory_history: &[],
+            min_driver: from_catalog.and_then(|c| c.min_driver),
+            aliases: from_catalog.map_or(&[], |c| c.aliases),
             sm_count: Fact::measured(info.multiprocessorCount),
             max_instances: hp.max_instances,
             starts: Box::leak(starts.into_boxed_slice()),
@@ -178,8 +243,12 @@ pub fn host_model(
         profiles.push(hp);
     }
     if let Some(cat) = catalog {
-        for p in cat.profiles {
-            if !built.iter().any(|b| b.nvml == p.nvml) {
+        for (i, p) in cat.indexed_profiles() {
+            // A profile the driver is too old for is absent as the catalog expects.
+            let too_old = driver_version
+                .as_ref()
+                .is_some_and(|d| !d.at_least(cat.profile_floor(i)));
+            if !too_old && !built.iter().any(|b| b.nvml == p.nvml) {
                 mismatches.push(format!(
                     "{}: in the catalog, the driver does not offer it",
                     p.name
@@ -188,9 +257,9 @@ pub fn host_model(
         }
     }
     let compute = built.iter().map(|p| p.compute_slices).max().unwrap_or(0);
-    let memory = built
+    let units = built
         .iter()
-        .flat_map(|p| p.starts.iter().map(move |s| s + p.memory_slices))
+        .flat_map(|p| p.starts.iter().map(move |s| s + p.placement_size))
         .max()
         .unwrap_or(0);
     let ids = built.iter().map(|p| p.id.value.unwrap_or(0)).collect();
@@ -202,12 +271,15 @@ pub fn host_model(
         pci: catalog.map_or(&[], |m| m.pci),
         aliases: &[],
         compute_slices: compute,
-        memory_slices: memory,
+        memory_slices: catalog.map_or(units, |m| m.memory_slices),
+        placement_units: units,
         profiles: Box::leak(built.into_boxed_slice()),
         min_driver: catalog.map_or("", |m| m.min_driver),
     }));
     Ok(HostModel {
         model,
+        catalog,
+        driver,
         profiles,
         mismatches,
         ids,
@@ -220,6 +292,7 @@ fn leak(s: String) -> &'static str {
 
 fn compare(
     cat: &GiProfile,
+    driver: Option<&DriverVersion>,
     info: &nvml_wrapper_sys::bindings::nvmlGpuInstanceProfileInfo_t,
     size: u8,
     starts: &[u8],
@@ -249,14 +322,15 @@ fn compare(
     diff(
         "placement size",
         size.to_string(),
-        cat.memory_slices.to_string(),
+        cat.placement_size.to_string(),
     );
     diff(
         "placement starts",
         format!("{starts:?}"),
         format!("{:?}", cat.starts),
     );
-    if let Some(mib) = cat.memory_mib.value {
+    let memory = driver.map_or(cat.memory_mib, |d| cat.memory_on(d));
+    if let Some(mib) = memory.value {
         // Sizes move by a few MiB between driver versions; only a real difference counts.
         let d = info.memorySizeMB as i64 - i64::from(mib);
         if d.abs() * 100 > i64::from(mib) {

@@ -101,9 +101,9 @@ fn prepare(
     let model = host.model;
     let mut wants = Vec::new();
     for w in &g.instances {
-        let r = model
+        let r = host
             .resolve(&w.profile)
-            .map_err(|e| AgentError::invalid(e.to_string()))?;
+            .map_err(|e| AgentError::invalid(format!("GPU {}: {e}", g.index)))?;
         let mut cis = w.cis.clone().unwrap_or_else(|| vec![r.ci_slices]);
         cis.sort_by(|a, b| b.cmp(a));
         wants.push(Want {
@@ -112,6 +112,9 @@ fn prepare(
             cis,
         });
     }
+    let profiles: Vec<_> = wants.iter().map(|w| w.profile).collect();
+    host.check_combination(&profiles)
+        .map_err(|e| AgentError::invalid(format!("GPU {}: {e}", g.index)))?;
     let (current, pids) = match assumed {
         Some(a) => assumed_current(model, a)?,
         None => {

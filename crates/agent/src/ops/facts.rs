@@ -12,17 +12,36 @@ pub fn facts(session: &Session) -> Result<proto::Facts> {
         .sys_driver_version()
         .map_err(|e| AgentError::nvml(format!("driver version: {e}")))?;
     let mut gpus = Vec::new();
+    let mut catalog: Vec<proto::CatalogReport> = Vec::new();
     for index in 0..session.count()? {
-        gpus.push(gpu(session, index)?);
+        let (facts, differences) = gpu(session, index)?;
+        if let (Some(model), false) = (&facts.model, differences.is_empty()) {
+            // Same model, same driver, same differences: one report naming every GPU.
+            match catalog
+                .iter_mut()
+                .find(|r| r.model == *model && r.differences == differences)
+            {
+                Some(r) => r.gpus.push(index),
+                None => catalog.push(proto::CatalogReport {
+                    model: model.clone(),
+                    driver_version: driver_version.clone(),
+                    gpus: vec![index],
+                    differences,
+                }),
+            }
+        }
+        gpus.push(facts);
     }
     Ok(proto::Facts {
         driver_version,
         gpus,
         persisted: super::persist::read_target()?,
+        catalog,
     })
 }
 
-pub fn gpu(session: &Session, index: u32) -> Result<proto::GpuFacts> {
+/// One GPU's facts, and where its driver's profile table differs from the catalog.
+pub fn gpu(session: &Session, index: u32) -> Result<(proto::GpuFacts, Vec<String>)> {
     let dev = session.device(index)?;
     let err = |what: &'static str| move |e| AgentError::nvml(format!("{what}: {e}")).on_gpu(index);
     let name = dev.name().map_err(err("name"))?;
@@ -39,6 +58,7 @@ pub fn gpu(session: &Session, index: u32) -> Result<proto::GpuFacts> {
         subsystem_vendor_id: (sub & 0xffff) as u16,
     };
     let model = migfleet_mig::model_by_pci(device_id).map(|m| m.name.to_string());
+    let mut differences = Vec::new();
     let (mig, processes) = match nvml::mig_mode(&dev, index)? {
         None => {
             let procs = dev
@@ -57,6 +77,7 @@ pub fn gpu(session: &Session, index: u32) -> Result<proto::GpuFacts> {
         }
         Some(mode) => {
             let host = nvml::host_model(session, &dev, index, device_id)?;
+            differences = host.mismatches.clone();
             let (gis, loose) = nvml::instances(session, &dev, index, &host)?;
             let instances = gis
                 .iter()
@@ -85,22 +106,24 @@ pub fn gpu(session: &Session, index: u32) -> Result<proto::GpuFacts> {
                     pending: mode.pending,
                     instances,
                     profiles: host.profiles,
-                    catalog_mismatches: host.mismatches,
                 }),
                 loose,
             )
         }
     };
-    Ok(proto::GpuFacts {
-        index,
-        uuid,
-        name,
-        model,
-        pci: pci_ids,
-        memory_mib: memory.total / (1024 * 1024),
-        mig,
-        processes,
-    })
+    Ok((
+        proto::GpuFacts {
+            index,
+            uuid,
+            name,
+            model,
+            pci: pci_ids,
+            memory_mib: memory.total / (1024 * 1024),
+            mig,
+            processes,
+        },
+        differences,
+    ))
 }
 
 fn ci_name(p: &GiProfile, slices: u8) -> String {

@@ -69,6 +69,15 @@ mod tempdir {
 
 impl Host {
     fn new(tag: &str, gpus: &[(&str, u32)]) -> Host {
+        Host::init(tag, gpus, None)
+    }
+
+    /// A host whose driver reports `driver`.
+    fn with_driver(tag: &str, gpus: &[(&str, u32)], driver: &str) -> Host {
+        Host::init(tag, gpus, Some(driver))
+    }
+
+    fn init(tag: &str, gpus: &[(&str, u32)], driver: Option<&str>) -> Host {
         let dir = tempdir::Dir::new(tag);
         let state = dir.0.join("sim.json");
         let mut args = vec![
@@ -83,6 +92,9 @@ impl Host {
                 "--gpus".into(),
                 n.to_string(),
             ]);
+        }
+        if let Some(d) = driver {
+            args.extend(["--driver".into(), d.to_string()]);
         }
         let h = Host { dir, state };
         h.sim_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
@@ -302,16 +314,117 @@ fn facts_recognise_every_model_and_agree_with_the_catalog() {
         assert_eq!(g["mig"]["current"], json!(false));
         let profiles = g["mig"]["profiles"].as_array().expect("profiles");
         assert_eq!(profiles.len(), m.profiles.len(), "{}: {g}", m.name);
-        // The simulator's tables are written independently of the catalog: any difference
-        // is a bug in one of them (or a value the catalog marks as unknown).
-        let mismatches: Vec<&str> = g["mig"]["catalog_mismatches"]
-            .as_array()
-            .expect("mismatches")
-            .iter()
-            .filter_map(Value::as_str)
-            .collect();
-        assert!(mismatches.is_empty(), "{}: {mismatches:?}", m.name);
     }
+    // The simulator's tables are written independently of the catalog: any difference is
+    // a bug in one of them (or a value the catalog marks as unknown).
+    assert!(f.get("catalog").is_none(), "{}", f["catalog"]);
+}
+
+/// An older driver: the profiles it is too old for are refused with the version they
+/// need, and where its table differs from the catalog the difference is reported once
+/// for the model, naming both GPUs.
+#[test]
+fn an_older_driver_is_reported_once_per_model_and_refuses_newer_profiles() {
+    let host = Host::with_driver("driver", &[("A100-40GB", 1), ("H100-80GB", 2)], "525.85.12");
+    let mut agent = host.agent();
+    let f = agent.facts();
+    assert_eq!(f["driver_version"], json!("525.85.12"));
+    let reports = f["catalog"].as_array().expect("catalog reports");
+    // The simulator keeps the later drivers' 1g size (9984 MiB); the catalog knows R525
+    // drivers gave 9856: one report for both H100s, none for the A100.
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert_eq!(reports[0]["model"], json!("H100-80GB"));
+    assert_eq!(reports[0]["gpus"], json!([1, 2]));
+    let text = reports[0]["differences"].to_string();
+    assert!(
+        text.contains("1g.10gb: memory MiB is 9984 on the driver, 9856"),
+        "{text}"
+    );
+
+    let host = Host::with_driver("old", &[("A100-40GB", 1)], "515.86.01");
+    let mut agent = host.agent();
+    agent.enable(&host, &[0]);
+    let f = agent.facts();
+    assert!(
+        f.get("catalog").is_none(),
+        "absent as expected: {}",
+        f["catalog"]
+    );
+    let names: Vec<&str> = f["gpus"][0]["mig"]["profiles"]
+        .as_array()
+        .expect("profiles")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert!(!names.contains(&"1g.10gb"), "{names:?}");
+    let e = agent.call(apply_req(0, &["1g.10gb"])).err().to_string();
+    assert!(
+        e.contains("needs driver R525 or later") && e.contains("515.86.01"),
+        "{e}"
+    );
+    assert_eq!(host.mutations(), 0);
+    agent.call(apply_req(0, &["1g.5gb", "1g.5gb+me"])).ok();
+}
+
+/// The RTX PRO 6000 places in thirds of a slice: instances land at the driver's starts
+/// ({0,3,6,9} for 1g, {0,6} for 2g) with the driver's sizes, the graphics and no-media
+/// kinds mix with plain ones, and a second change keeps what stays.
+#[test]
+fn rtx_pro_6000_places_in_its_own_units() {
+    let host = Host::new("rtxpro", &[("RTX-PRO-6000-96GB", 1)]);
+    let mut agent = host.agent();
+    agent.enable(&host, &[0]);
+    agent
+        .call(apply_req(0, &["2g.48gb", "1g.24gb+gfx", "1g.24gb-me"]))
+        .ok();
+    let layout = agent.layout(0);
+    assert_eq!(
+        layout,
+        ["2g.48gb@0", "1g.24gb+gfx@6", "1g.24gb-me@9"],
+        "the 2g low, the 1g's packed away from it"
+    );
+    let f = agent.facts();
+    let sizes: Vec<u64> = f["gpus"][0]["mig"]["instances"]
+        .as_array()
+        .expect("instances")
+        .iter()
+        .filter_map(|i| i["size"].as_u64())
+        .collect();
+    assert_eq!(sizes.iter().sum::<u64>(), 12, "{sizes:?}");
+    let made = host.mutations();
+    agent.call(apply_req(0, &["2g.48gb", "2g.48gb+gfx"])).ok();
+    assert_eq!(agent.layout(0), ["2g.48gb@0", "2g.48gb+gfx@6"]);
+    // Two 1g destroyed (with their CIs), one 2g created (with its CI): the 2g@0 stayed.
+    assert_eq!(host.mutations() - made, 6);
+    // One media claim per GPU: `+me.all` beside `+me` is refused before any change.
+    let e = agent
+        .call(apply_req(0, &["1g.24gb+me", "1g.24gb+me.all"]))
+        .err()
+        .to_string();
+    assert!(e.contains("take the media engines"), "{e}");
+}
+
+/// Before R510 an A100 takes no 4g beside a 3g (MIG guide); the agent refuses the pair
+/// before touching the GPU, and the same host takes 4g + 2g + 1g.
+#[test]
+fn a_4g_beside_a_3g_needs_r510() {
+    let host = Host::with_driver("r505", &[("A100-40GB", 1)], "505.47.03");
+    let mut agent = host.agent();
+    agent.enable(&host, &[0]);
+    let before = host.mutations();
+    let e = agent
+        .call(apply_req(0, &["4g.20gb", "3g.20gb"]))
+        .err()
+        .to_string();
+    assert!(
+        e.contains("4g.20gb + 3g.20gb on one GPU need driver R510 or later")
+            && e.contains("505.47.03"),
+        "{e}"
+    );
+    assert_eq!(host.mutations(), before);
+    agent
+        .call(apply_req(0, &["4g.20gb", "2g.10gb", "1g.5gb"]))
+        .ok();
 }
 
 #[test]

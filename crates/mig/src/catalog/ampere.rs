@@ -14,6 +14,7 @@ pub static A30_24GB: GpuModel = GpuModel {
     aliases: &["a30", "a30-24gb"],
     compute_slices: 4,
     memory_slices: 4,
+    placement_units: 4,
     min_driver: "R460.73.01",
     profiles: &[
         four_slice(
@@ -29,7 +30,9 @@ pub static A30_24GB: GpuModel = GpuModel {
             F::measured(21),
             F::measured(5952),
             F::measured(14),
-        ),
+        )
+        // The MIG guide: the 1g `+me` profile from R470 drivers.
+        .since("R470"),
         four_slice(
             "2g.12gb",
             Slice2,
@@ -43,7 +46,9 @@ pub static A30_24GB: GpuModel = GpuModel {
             F::measured(6),
             F::measured(11968),
             F::documented(28),
-        ),
+        )
+        // The MIG guide: the 2g `+me` profile from R525 drivers.
+        .since("R525"),
         four_slice(
             "4g.24gb",
             Slice4,
@@ -78,6 +83,7 @@ pub static A100_40GB: GpuModel = GpuModel {
     aliases: &["a100-40gb", "a800-40gb"],
     compute_slices: 7,
     memory_slices: 8,
+    placement_units: 8,
     min_driver: "R450.80.02",
     profiles: &[
         seven_slice(
@@ -95,7 +101,9 @@ pub static A100_40GB: GpuModel = GpuModel {
             F::measured(4864),
             F::measured(14),
             Source::Measured,
-        ),
+        )
+        // The MIG guide: the 1g `+me` profile from R470 drivers.
+        .since("R470"),
         seven_slice(
             "1g.10gb",
             Slice1Rev2,
@@ -103,7 +111,9 @@ pub static A100_40GB: GpuModel = GpuModel {
             F::measured(9856),
             F::measured(14),
             Source::Measured,
-        ),
+        )
+        // The MIG guide: the double-memory 1g from R525 drivers.
+        .since("R525"),
         seven_slice(
             "2g.10gb",
             Slice2,
@@ -163,6 +173,7 @@ pub static A100_80GB: GpuModel = GpuModel {
     aliases: &["a100-80gb", "a800-80gb"],
     compute_slices: 7,
     memory_slices: 8,
+    placement_units: 8,
     min_driver: "R450.80.02",
     profiles: &[
         // Placements were not captured on the 80GB board; assumed equal to the 40GB one.
@@ -181,7 +192,9 @@ pub static A100_80GB: GpuModel = GpuModel {
             F::measured(9728),
             F::documented(14),
             Source::Assumed,
-        ),
+        )
+        // The MIG guide: the 1g `+me` profile from R470 drivers.
+        .since("R470"),
         seven_slice(
             "1g.20gb",
             Slice1Rev2,
@@ -189,7 +202,9 @@ pub static A100_80GB: GpuModel = GpuModel {
             F::unknown(),
             F::assumed(14),
             Source::Assumed,
-        ),
+        )
+        // The MIG guide: the double-memory 1g from R525 drivers.
+        .since("R525"),
         seven_slice(
             "2g.20gb",
             Slice2,

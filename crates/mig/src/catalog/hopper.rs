@@ -30,6 +30,7 @@ pub static H100_80GB: GpuModel = GpuModel {
     aliases: &["h100", "h100-80gb", "h800", "h800-80gb"],
     compute_slices: 7,
     memory_slices: 8,
+    placement_units: 8,
     min_driver: "R525.85.12",
     profiles: &[
         seven_slice(
@@ -39,7 +40,10 @@ pub static H100_80GB: GpuModel = GpuModel {
             F::measured(9984),
             F::measured(16),
             Source::Measured,
-        ),
+        )
+        // 9856 MiB on R525 drivers, 9984 on later ones (captures); where between R525
+        // and R535 it moved is not known, R535 is assumed.
+        .memory_by_driver(&[("R525.85.12", 9856), ("R535", 9984)]),
         seven_slice(
             "1g.10gb+me",
             Slice1Rev1,
@@ -47,7 +51,10 @@ pub static H100_80GB: GpuModel = GpuModel {
             F::measured(9984),
             F::measured(16),
             Source::Measured,
-        ),
+        )
+        // 9856 MiB on R525 drivers, 9984 on later ones (captures); where between R525
+        // and R535 it moved is not known, R535 is assumed.
+        .memory_by_driver(&[("R525.85.12", 9856), ("R535", 9984)]),
         seven_slice(
             "1g.20gb",
             Slice1Rev2,
@@ -103,10 +110,23 @@ pub static H100_NVL_94GB: GpuModel = GpuModel {
             device_id: 0x233a,
             variant: "H800 NVL",
         },
+        // The MIG guide lists an H100-SXM5 94GB with the NVL's profile names and counts;
+        // its PCI id is from pci.ids. Sizes assumed equal to the NVL's.
+        PciDevice {
+            device_id: 0x2339,
+            variant: "H100-SXM5-94GB",
+        },
     ],
-    aliases: &["h100-nvl", "h100-94gb", "h100-nvl-94gb", "h800-nvl"],
+    aliases: &[
+        "h100-nvl",
+        "h100-94gb",
+        "h100-nvl-94gb",
+        "h800-nvl",
+        "h100-sxm5-94gb",
+    ],
     compute_slices: 7,
     memory_slices: 8,
+    placement_units: 8,
     min_driver: "R525.85.12",
     profiles: &[
         seven_slice(
@@ -186,6 +206,7 @@ pub static H100_96GB: GpuModel = GpuModel {
     aliases: &["h100-96gb", "gh200-96gb", "gh200-480gb", "gh200"],
     compute_slices: 7,
     memory_slices: 8,
+    placement_units: 8,
     min_driver: "R525.85.12",
     profiles: &HOPPER_96GB_PROFILES,
 };
@@ -263,6 +284,7 @@ pub static H20_96GB: GpuModel = GpuModel {
     aliases: &["h20", "h20-96gb"],
     compute_slices: 7,
     memory_slices: 8,
+    placement_units: 8,
     min_driver: "R535.161.07",
     profiles: &HOPPER_96GB_PROFILES,
 };
@@ -280,6 +302,7 @@ pub static PG506_96GB: GpuModel = GpuModel {
     aliases: &["pg506", "pg506-96gb", "pg506-232"],
     compute_slices: 7,
     memory_slices: 8,
+    placement_units: 8,
     min_driver: "R525.85.12",
     profiles: &HOPPER_96GB_PROFILES,
 };
@@ -302,6 +325,7 @@ pub static H200_141GB: GpuModel = GpuModel {
     aliases: &["h200", "h200-141gb", "h200-nvl", "h200-nvl-141gb"],
     compute_slices: 7,
     memory_slices: 8,
+    placement_units: 8,
     min_driver: "R550.90.07",
     profiles: &[
         seven_slice(
@@ -374,6 +398,7 @@ pub static GH200_144GB: GpuModel = GpuModel {
     aliases: &["gh200-144g", "gh200-144gb"],
     compute_slices: 7,
     memory_slices: 8,
+    placement_units: 8,
     min_driver: "R550.90.07",
     profiles: &[
         seven_slice(

@@ -44,9 +44,9 @@ impl Generation {
     }
 }
 
-/// NVML's GPU-instance profile *index* constants (`NVML_GPU_INSTANCE_PROFILE_*`). These are
-/// what `nvmlDeviceGetGpuInstanceProfileInfo` takes; the driver's unique profile id
-/// ([`GiProfile::id`]) is a different number.
+/// NVML's GPU-instance profile *index* constants (`NVML_GPU_INSTANCE_PROFILE_*`), all
+/// eighteen of the newest `nvml.h`. These are what `nvmlDeviceGetGpuInstanceProfileInfo`
+/// takes; the driver's unique profile id ([`GiProfile::id`]) is a different number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum GiConst {
     #[serde(rename = "NVML_GPU_INSTANCE_PROFILE_1_SLICE")]
@@ -59,12 +59,32 @@ pub enum GiConst {
     Slice4,
     #[serde(rename = "NVML_GPU_INSTANCE_PROFILE_7_SLICE")]
     Slice7,
+    #[serde(rename = "NVML_GPU_INSTANCE_PROFILE_8_SLICE")]
+    Slice8,
+    #[serde(rename = "NVML_GPU_INSTANCE_PROFILE_6_SLICE")]
+    Slice6,
     #[serde(rename = "NVML_GPU_INSTANCE_PROFILE_1_SLICE_REV1")]
     Slice1Rev1,
     #[serde(rename = "NVML_GPU_INSTANCE_PROFILE_2_SLICE_REV1")]
     Slice2Rev1,
     #[serde(rename = "NVML_GPU_INSTANCE_PROFILE_1_SLICE_REV2")]
     Slice1Rev2,
+    #[serde(rename = "NVML_GPU_INSTANCE_PROFILE_1_SLICE_GFX")]
+    Slice1Gfx,
+    #[serde(rename = "NVML_GPU_INSTANCE_PROFILE_2_SLICE_GFX")]
+    Slice2Gfx,
+    #[serde(rename = "NVML_GPU_INSTANCE_PROFILE_4_SLICE_GFX")]
+    Slice4Gfx,
+    #[serde(rename = "NVML_GPU_INSTANCE_PROFILE_1_SLICE_NO_ME")]
+    Slice1NoMe,
+    #[serde(rename = "NVML_GPU_INSTANCE_PROFILE_2_SLICE_NO_ME")]
+    Slice2NoMe,
+    #[serde(rename = "NVML_GPU_INSTANCE_PROFILE_1_SLICE_ALL_ME")]
+    Slice1AllMe,
+    #[serde(rename = "NVML_GPU_INSTANCE_PROFILE_2_SLICE_ALL_ME")]
+    Slice2AllMe,
+    #[serde(rename = "NVML_GPU_INSTANCE_PROFILE_3_SLICE_GFX")]
+    Slice3Gfx,
 }
 
 impl GiConst {
@@ -76,9 +96,19 @@ impl GiConst {
             GiConst::Slice3 => 0x2,
             GiConst::Slice4 => 0x3,
             GiConst::Slice7 => 0x4,
+            GiConst::Slice8 => 0x5,
+            GiConst::Slice6 => 0x6,
             GiConst::Slice1Rev1 => 0x7,
             GiConst::Slice2Rev1 => 0x8,
             GiConst::Slice1Rev2 => 0x9,
+            GiConst::Slice1Gfx => 0xA,
+            GiConst::Slice2Gfx => 0xB,
+            GiConst::Slice4Gfx => 0xC,
+            GiConst::Slice1NoMe => 0xD,
+            GiConst::Slice2NoMe => 0xE,
+            GiConst::Slice1AllMe => 0xF,
+            GiConst::Slice2AllMe => 0x10,
+            GiConst::Slice3Gfx => 0x11,
         }
     }
     /// The constant's name in `nvml.h`.
@@ -89,37 +119,140 @@ impl GiConst {
             GiConst::Slice3 => "NVML_GPU_INSTANCE_PROFILE_3_SLICE",
             GiConst::Slice4 => "NVML_GPU_INSTANCE_PROFILE_4_SLICE",
             GiConst::Slice7 => "NVML_GPU_INSTANCE_PROFILE_7_SLICE",
+            GiConst::Slice8 => "NVML_GPU_INSTANCE_PROFILE_8_SLICE",
+            GiConst::Slice6 => "NVML_GPU_INSTANCE_PROFILE_6_SLICE",
             GiConst::Slice1Rev1 => "NVML_GPU_INSTANCE_PROFILE_1_SLICE_REV1",
             GiConst::Slice2Rev1 => "NVML_GPU_INSTANCE_PROFILE_2_SLICE_REV1",
             GiConst::Slice1Rev2 => "NVML_GPU_INSTANCE_PROFILE_1_SLICE_REV2",
+            GiConst::Slice1Gfx => "NVML_GPU_INSTANCE_PROFILE_1_SLICE_GFX",
+            GiConst::Slice2Gfx => "NVML_GPU_INSTANCE_PROFILE_2_SLICE_GFX",
+            GiConst::Slice4Gfx => "NVML_GPU_INSTANCE_PROFILE_4_SLICE_GFX",
+            GiConst::Slice1NoMe => "NVML_GPU_INSTANCE_PROFILE_1_SLICE_NO_ME",
+            GiConst::Slice2NoMe => "NVML_GPU_INSTANCE_PROFILE_2_SLICE_NO_ME",
+            GiConst::Slice1AllMe => "NVML_GPU_INSTANCE_PROFILE_1_SLICE_ALL_ME",
+            GiConst::Slice2AllMe => "NVML_GPU_INSTANCE_PROFILE_2_SLICE_ALL_ME",
+            GiConst::Slice3Gfx => "NVML_GPU_INSTANCE_PROFILE_3_SLICE_GFX",
+        }
+    }
+    /// Compute slices of a profile behind this constant.
+    pub const fn compute_slices(self) -> u8 {
+        match self {
+            GiConst::Slice1
+            | GiConst::Slice1Rev1
+            | GiConst::Slice1Rev2
+            | GiConst::Slice1Gfx
+            | GiConst::Slice1NoMe
+            | GiConst::Slice1AllMe => 1,
+            GiConst::Slice2
+            | GiConst::Slice2Rev1
+            | GiConst::Slice2Gfx
+            | GiConst::Slice2NoMe
+            | GiConst::Slice2AllMe => 2,
+            GiConst::Slice3 | GiConst::Slice3Gfx => 3,
+            GiConst::Slice4 | GiConst::Slice4Gfx => 4,
+            GiConst::Slice6 => 6,
+            GiConst::Slice7 => 7,
+            GiConst::Slice8 => 8,
+        }
+    }
+    /// The kind NVML's constant stands for. The name a driver prints does not say it:
+    /// GB300's `1g.35gb` is a plain 1-slice profile, H200's `1g.35gb` the double-memory one.
+    pub const fn kind(self) -> ProfileKind {
+        match self {
+            GiConst::Slice1Rev1 | GiConst::Slice2Rev1 => ProfileKind::MediaExtensions,
+            GiConst::Slice1Rev2 => ProfileKind::DoubleMemory,
+            GiConst::Slice1Gfx | GiConst::Slice2Gfx | GiConst::Slice3Gfx | GiConst::Slice4Gfx => {
+                ProfileKind::Graphics
+            }
+            GiConst::Slice1NoMe | GiConst::Slice2NoMe => ProfileKind::NoMedia,
+            GiConst::Slice1AllMe | GiConst::Slice2AllMe => ProfileKind::AllMedia,
+            _ => ProfileKind::Plain,
         }
     }
     /// Looks a constant up by its `nvml.h` value.
     pub fn from_value(v: u32) -> Option<GiConst> {
         ALL_GI_CONSTS.iter().copied().find(|c| c.value() == v)
     }
+    /// Every constant, in `nvml.h` order.
+    pub fn all() -> &'static [GiConst] {
+        &ALL_GI_CONSTS
+    }
 }
 
-const ALL_GI_CONSTS: [GiConst; 8] = [
+const ALL_GI_CONSTS: [GiConst; 18] = [
     GiConst::Slice1,
     GiConst::Slice2,
     GiConst::Slice3,
     GiConst::Slice4,
     GiConst::Slice7,
+    GiConst::Slice8,
+    GiConst::Slice6,
     GiConst::Slice1Rev1,
     GiConst::Slice2Rev1,
     GiConst::Slice1Rev2,
+    GiConst::Slice1Gfx,
+    GiConst::Slice2Gfx,
+    GiConst::Slice4Gfx,
+    GiConst::Slice1NoMe,
+    GiConst::Slice2NoMe,
+    GiConst::Slice1AllMe,
+    GiConst::Slice2AllMe,
+    GiConst::Slice3Gfx,
 ];
 
 /// What kind of profile this is, beyond its size: the plain one, the media-extension
-/// (`+me`) one, or the double-memory 1-slice one (REV2, which the driver names only by its
-/// larger `NNgb`).
+/// (`+me`, REV1) one, the double-memory 1-slice one (REV2, which the driver names only by
+/// its larger `NNgb`), and the RTX PRO kinds: graphics-capable (`+gfx`), without media
+/// engines (`-me`), and with all of the GPU's media engines (`+me.all`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ProfileKind {
     Plain,
     MediaExtensions,
     DoubleMemory,
+    Graphics,
+    NoMedia,
+    AllMedia,
+}
+
+impl ProfileKind {
+    /// Whether an instance of this kind takes the GPU's one set of media extensions, so
+    /// that no second such instance fits beside it. Documented for `+me` (one per GPU);
+    /// assumed for `+me.all`, which takes every media engine.
+    pub const fn claims_media(self) -> bool {
+        matches!(self, ProfileKind::MediaExtensions | ProfileKind::AllMedia)
+    }
+}
+
+/// An NVIDIA driver version, `R525.85.12`, `525.85.12` or `575.64`, compared component by
+/// component. A `-suffix` (as the simulator's `550.54.15-sim`) is ignored.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DriverVersion(Vec<u32>);
+
+impl DriverVersion {
+    /// Parses a version; `None` for text that has no leading number.
+    pub fn parse(text: &str) -> Option<DriverVersion> {
+        let t = text.trim();
+        let t = t
+            .strip_prefix('R')
+            .or_else(|| t.strip_prefix('r'))
+            .unwrap_or(t);
+        let t = t.split(['-', ' ']).next().unwrap_or("");
+        let parts: Option<Vec<u32>> = t.split('.').map(|p| p.parse().ok()).collect();
+        parts.filter(|p| !p.is_empty()).map(DriverVersion)
+    }
+    /// Whether this version is at least `floor` (a catalog string such as `R525.85.12`;
+    /// an unparsable floor never refuses).
+    pub fn at_least(&self, floor: &str) -> bool {
+        DriverVersion::parse(floor).is_none_or(|f| *self >= f)
+    }
+}
+
+impl fmt::Display for DriverVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(|p| p.to_string()).collect();
+        f.write_str(&parts.join("."))
+    }
 }
 
 /// A GPU-instance profile on one model.
@@ -135,13 +268,27 @@ pub struct GiProfile {
     pub id: Fact<u32>,
     /// Compute (SM) slices.
     pub compute_slices: u8,
-    /// Memory slices; also the placement size in NVML placement units.
+    /// Memory slices (a fraction of [`GpuModel::memory_slices`]).
     pub memory_slices: u8,
+    /// Placement size in the model's NVML placement units (see
+    /// [`GpuModel::placement_units`]): the memory slices on A100..B200, three units per
+    /// memory slice on the RTX PRO 6000.
+    pub placement_size: u8,
+    /// Memory on the newest driver the catalog knows; see [`GiProfile::memory_on`].
     pub memory_mib: Fact<u32>,
+    /// Where the size moved between drivers: `(first driver, MiB)`, oldest first, each
+    /// size holding until the next entry's driver; the last equals `memory_mib`. Empty
+    /// when no capture shows a change.
+    pub memory_history: &'static [(&'static str, u32)],
+    /// The first driver that offers this profile, where it is later than the model's.
+    pub min_driver: Option<&'static str>,
+    /// Other names drivers have printed for this profile (GB200's plain 1g is `1g.23gb` on
+    /// some SKUs and drivers, `1g.24gb` on others).
+    pub aliases: &'static [&'static str],
     pub sm_count: Fact<u32>,
     /// `instanceCount`: how many of this profile fit on an empty GPU.
     pub max_instances: u8,
-    /// Valid placement starts, in memory-slice units.
+    /// Valid placement starts, in the model's placement units.
     pub starts: &'static [u8],
     /// Whether `starts` were captured with `-lgipp` on this model or assumed.
     pub starts_source: Source,
@@ -172,8 +319,53 @@ impl GiProfile {
     /// A start outside the GPU (only possible in unvalidated input) gives the bits that
     /// still fall on it, never a panic.
     pub fn mask_at(&self, start: u8) -> u16 {
-        let size = (1u32 << self.memory_slices.min(16)) - 1;
+        let size = (1u32 << self.placement_size.min(16)) - 1;
         size.checked_shl(u32::from(start)).unwrap_or(0) as u16
+    }
+
+    /// This profile, first offered by driver `floor` (later than its model's).
+    pub const fn since(self, floor: &'static str) -> GiProfile {
+        GiProfile {
+            min_driver: Some(floor),
+            ..self
+        }
+    }
+
+    /// This profile, with the sizes its memory had per driver (see
+    /// [`GiProfile::memory_history`]).
+    pub const fn memory_by_driver(self, history: &'static [(&'static str, u32)]) -> GiProfile {
+        GiProfile {
+            memory_history: history,
+            ..self
+        }
+    }
+
+    /// This profile, also known by `aliases`.
+    pub const fn also_named(self, aliases: &'static [&'static str]) -> GiProfile {
+        GiProfile { aliases, ..self }
+    }
+
+    /// Whether `name` (a GI name, lower case) names this profile.
+    pub fn is_named(&self, name: &str) -> bool {
+        self.name == name || self.aliases.contains(&name)
+    }
+
+    /// The memory this profile has on `driver`: the history's size for the newest entry
+    /// the driver has reached (the first entry for an older driver), else `memory_mib`.
+    pub fn memory_on(&self, driver: &DriverVersion) -> Fact<u32> {
+        let Some(first) = self.memory_history.first() else {
+            return self.memory_mib;
+        };
+        let (_, mib) = self
+            .memory_history
+            .iter()
+            .rev()
+            .find(|(from, _)| driver.at_least(from))
+            .unwrap_or(first);
+        Fact {
+            value: Some(*mib),
+            source: self.memory_mib.source,
+        }
     }
 
     /// Compute-instance sizes (in compute slices) that can live inside this GPU instance.
@@ -283,6 +475,9 @@ pub struct GpuModel {
     pub aliases: &'static [&'static str],
     pub compute_slices: u8,
     pub memory_slices: u8,
+    /// NVML placement units across the GPU: equal to `memory_slices` on A30..B200, 12 on
+    /// the RTX PRO 6000, whose `-lgipp` places a 1-slice instance in 3 units.
+    pub placement_units: u8,
     pub profiles: &'static [GiProfile],
     /// First driver branch with MIG support for this model.
     pub min_driver: &'static str,
@@ -320,7 +515,7 @@ impl GpuModel {
             reason,
         })?;
         let gi_name = parsed.gi_name();
-        let Some((idx, gi)) = self.indexed_profiles().find(|(_, p)| p.name == gi_name) else {
+        let Some((idx, gi)) = self.indexed_profiles().find(|(_, p)| p.is_named(&gi_name)) else {
             return Err(ProfileError::NotOnModel {
                 name: name.to_string(),
                 model: self.name,
@@ -344,6 +539,23 @@ impl GpuModel {
     /// All GI profile names of this model, in catalog order.
     pub fn profile_names(&self) -> Vec<String> {
         self.profiles.iter().map(|p| p.name.to_string()).collect()
+    }
+
+    /// The first driver that offers profile `idx` on this model.
+    pub fn profile_floor(&self, idx: ProfileIdx) -> &'static str {
+        self.profile(idx).min_driver.unwrap_or(self.min_driver)
+    }
+
+    /// The first driver that allows these GPU instances together on one GPU, where later
+    /// than each profile's own: a 4-slice beside a 3-slice instance (`4g@0 + 3g@4`) from
+    /// R510 (MIG guide). `None`: any driver that offers the profiles.
+    pub fn combination_floor(&self, profiles: &[ProfileIdx]) -> Option<&'static str> {
+        let has = |c: u8| {
+            profiles
+                .iter()
+                .any(|p| self.profile(*p).compute_slices == c)
+        };
+        (self.compute_slices == 7 && has(4) && has(3)).then_some("R510")
     }
 
     /// Whether `idx` is one of the plain profiles (no `+me`, no double-memory 1g).
@@ -399,7 +611,7 @@ pub enum ModelError {
     },
 }
 
-static MODELS: [&GpuModel; 11] = [
+static MODELS: [&GpuModel; 17] = [
     &ampere::A30_24GB,
     &ampere::A100_40GB,
     &ampere::A100_80GB,
@@ -411,6 +623,12 @@ static MODELS: [&GpuModel; 11] = [
     &hopper::H200_141GB,
     &hopper::GH200_144GB,
     &blackwell::B200_180GB,
+    &blackwell::GB200_186GB,
+    &blackwell::B300_288GB,
+    &blackwell::GB300_288GB,
+    &blackwell::RTX_PRO_6000_96GB,
+    &blackwell::RTX_PRO_5000_48GB,
+    &blackwell::RTX_PRO_4500_32GB,
 ];
 
 /// Every model in the catalog, in the order `migfleet mig models` lists them.
@@ -514,6 +732,7 @@ const fn seven_slice(
         GiConst::Slice3 => (ProfileKind::Plain, 3, 4, 2, &[0, 4]),
         GiConst::Slice4 => (ProfileKind::Plain, 4, 4, 1, &[0]),
         GiConst::Slice7 => (ProfileKind::Plain, 7, 8, 1, &[0]),
+        _ => panic!("not a profile of a 7-slice GPU"),
     };
     GiProfile {
         name,
@@ -522,7 +741,11 @@ const fn seven_slice(
         id,
         compute_slices: compute,
         memory_slices: memory,
+        placement_size: memory,
         memory_mib,
+        memory_history: &[],
+        min_driver: None,
+        aliases: &[],
         sm_count,
         max_instances: max,
         starts,
@@ -553,11 +776,63 @@ const fn four_slice(
         id,
         compute_slices: compute,
         memory_slices: compute,
+        placement_size: compute,
         memory_mib,
+        memory_history: &[],
+        min_driver: None,
+        aliases: &[],
         sm_count,
         max_instances: max,
         starts,
         starts_source: Source::Measured,
+        cis: ci_offers(compute),
+    }
+}
+
+/// Builds a profile of the RTX PRO Blackwell class: `slices` compute and memory slices
+/// (4 on the RTX PRO 6000, 2 on the 5000 and 4500), three NVML placement units per slice
+/// (the RTX PRO 6000's `-lgipp`: 1g at {0,3,6,9} size 3, 2g at {0,6} size 6, 4g at {0} size
+/// 12), one instance per GPU of the kinds that take the media extensions, otherwise as many
+/// as fit. `starts_source` says whether that shape was captured on the model.
+const fn rtx_pro(
+    slices: u8,
+    name: &'static str,
+    nvml: GiConst,
+    id: Fact<u32>,
+    memory_mib: Fact<u32>,
+    sm_count: Fact<u32>,
+    starts_source: Source,
+) -> GiProfile {
+    let compute = nvml.compute_slices();
+    let kind = nvml.kind();
+    let starts: &'static [u8] = match (slices, compute) {
+        (4, 1) => &[0, 3, 6, 9],
+        (4, 2) => &[0, 6],
+        (2, 1) => &[0, 3],
+        (4, 4) | (2, 2) => &[0],
+        _ => panic!("not a profile of an RTX PRO GPU"),
+    };
+    let max = if kind.claims_media() {
+        1
+    } else {
+        slices / compute
+    };
+    GiProfile {
+        name,
+        kind,
+        nvml,
+        id,
+        compute_slices: compute,
+        memory_slices: compute,
+        placement_size: 3 * compute,
+        memory_mib,
+        memory_history: &[],
+        min_driver: None,
+        aliases: &[],
+        sm_count,
+        max_instances: max,
+        starts,
+        starts_source,
         cis: ci_offers(compute),
     }
 }
@@ -588,6 +863,81 @@ mod tests {
     use super::*;
 
     #[test]
+    fn names_resolve_per_model_without_assuming_a_kind() {
+        // The same name, different kinds: GB300's plain 1g against H200's double-memory 1g.
+        let gb300 = find_model("0x31C210DE").unwrap();
+        let h200 = find_model("H200").unwrap();
+        let a = gb300.resolve("1g.35gb").unwrap();
+        let b = h200.resolve("1g.35gb").unwrap();
+        assert_eq!(gb300.profile(a.gi).kind, ProfileKind::Plain);
+        assert_eq!(gb300.profile(a.gi).nvml, GiConst::Slice1);
+        assert_eq!(h200.profile(b.gi).kind, ProfileKind::DoubleMemory);
+        // RTX PRO kinds come from the NVML constant, and their names resolve.
+        let rtx = find_model("0x2BB510DE").unwrap();
+        for (name, kind, value) in [
+            ("1g.24gb+gfx", ProfileKind::Graphics, 0xA),
+            ("2g.48gb-me", ProfileKind::NoMedia, 0xE),
+            ("1g.24gb+me.all", ProfileKind::AllMedia, 0xF),
+            ("4g.96gb+gfx", ProfileKind::Graphics, 0xC),
+        ] {
+            let r = rtx.resolve(name).unwrap();
+            let p = rtx.profile(r.gi);
+            assert_eq!((p.kind, p.nvml.value()), (kind, value), "{name}");
+        }
+        // GB200's plain 1g goes by two names.
+        let gb200 = find_model("0x2941").unwrap();
+        assert_eq!(
+            gb200.resolve("1g.24gb").unwrap().gi,
+            gb200.resolve("1g.23gb").unwrap().gi
+        );
+        assert_eq!(find_model("0x2339").unwrap().name, "H100-NVL-94GB");
+        for id in [0x2bb1, 0x2bb4, 0x2bb3, 0x2c31, 0x2c3a, 0x3182] {
+            assert!(model_by_pci(id).is_some(), "{id:#x}");
+        }
+    }
+
+    #[test]
+    fn every_nvml_constant_round_trips() {
+        assert_eq!(GiConst::all().len(), 0x12);
+        for c in GiConst::all() {
+            assert_eq!(GiConst::from_value(c.value()), Some(*c));
+            assert!(c.c_name().starts_with("NVML_GPU_INSTANCE_PROFILE_"));
+        }
+        let mut values: Vec<u32> = GiConst::all().iter().map(|c| c.value()).collect();
+        values.sort_unstable();
+        assert_eq!(values, (0..0x12).collect::<Vec<u32>>());
+    }
+
+    #[test]
+    fn driver_versions_compare_by_number_and_pick_the_memory_of_their_time() {
+        let v = |s: &str| DriverVersion::parse(s).unwrap();
+        assert!(v("575.64") > v("575.57.08"));
+        assert!(v("550.54.15-sim").at_least("R525"));
+        assert!(!v("515.86.01").at_least("R525"));
+        assert!(!v("R470").at_least("470.57.02"));
+        assert_eq!(DriverVersion::parse("n/a"), None);
+        let h100 = find_model("H100-80GB").unwrap();
+        let p = h100.profile(h100.resolve("1g.10gb").unwrap().gi);
+        assert_eq!(p.memory_on(&v("525.85.12")).value, Some(9856));
+        assert_eq!(p.memory_on(&v("550.54.15")).value, Some(9984));
+        assert_eq!(
+            p.memory_on(&v("470.1")).value,
+            Some(9856),
+            "older: the first"
+        );
+        let a100 = find_model("A100-40GB").unwrap();
+        let dm = a100.resolve("1g.10gb").unwrap().gi;
+        assert_eq!(a100.profile_floor(dm), "R525");
+        let plain = a100.resolve("1g.5gb").unwrap().gi;
+        assert_eq!(a100.profile_floor(plain), "R450.80.02");
+        let g4 = a100.resolve("4g.20gb").unwrap().gi;
+        let g3 = a100.resolve("3g.20gb").unwrap().gi;
+        let g2 = a100.resolve("2g.10gb").unwrap().gi;
+        assert_eq!(a100.combination_floor(&[g4, g3]), Some("R510"));
+        assert_eq!(a100.combination_floor(&[g4, g2, plain]), None);
+    }
+
+    #[test]
     fn finds_models_by_driver_label_and_catalog_names() {
         for (name, want) in [
             ("H100-80GB", "H100-80GB"),
@@ -604,6 +954,13 @@ mod tests {
             ("NVIDIA H200", "H200-141GB"),
             ("NVIDIA H200 NVL", "H200-141GB"),
             ("NVIDIA B200", "B200-180GB"),
+            ("NVIDIA GB200", "GB200-186GB"),
+            ("NVIDIA B300 SXM6 AC", "B300-288GB"),
+            (
+                "NVIDIA RTX PRO 6000 Blackwell Max-Q Workstation Edition",
+                "RTX-PRO-6000-96GB",
+            ),
+            ("NVIDIA RTX PRO 4500 Blackwell", "RTX-PRO-4500-32GB"),
             ("a30", "A30-24GB"),
         ] {
             assert_eq!(find_model(name).map(|m| m.name), Ok(want), "{name}");

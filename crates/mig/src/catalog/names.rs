@@ -102,8 +102,8 @@ fn small(n: u32) -> Result<u8, String> {
 
 /// Tokens dropped when comparing model names: vendor, form factor and memory technology
 /// say nothing about the MIG geometry.
-const NOISE: [&str; 9] = [
-    "nvidia", "sxm", "sxm4", "sxm5", "pcie", "hbm2", "hbm2e", "hbm3", "hbm3e",
+const NOISE: [&str; 10] = [
+    "nvidia", "sxm", "sxm4", "sxm5", "sxm6", "pcie", "hbm2", "hbm2e", "hbm3", "hbm3e",
 ];
 
 /// Normalises a GPU model name for comparison: lower case, `-` between words, without

@@ -3,6 +3,8 @@
 
 /// No notation input makes the planner panic.
 mod notation_props;
+/// NVIDIA's default configs, each on every GPU it targets.
+mod nvidia_defaults;
 /// Planner properties: reaches the target, spares in-use instances, deterministic.
 mod plan_props;
 /// The config parser never panics.

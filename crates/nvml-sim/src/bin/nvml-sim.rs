@@ -49,12 +49,18 @@ enum Command {
         state: StateArg,
         /// GPU model key (repeatable; paired in order with --gpus). Known: A30-24GB,
         /// A100-40GB, A100-80GB, H100-80GB, H100-NVL-94GB, H100-96GB, H20-96GB,
-        /// PG506-96GB, H200-141GB, GH200-144GB, B200-180GB, L4.
+        /// PG506-96GB, H200-141GB, GH200-144GB, B200-180GB, GB200-186GB, B300-288GB,
+        /// GB300-288GB, RTX-PRO-6000-96GB, RTX-PRO-5000-48GB, RTX-PRO-4500-32GB, L4.
         #[arg(long = "model", required = true, value_name = "M")]
         models: Vec<String>,
         /// Number of GPUs of the matching --model (repeatable).
         #[arg(long = "gpus", required = true, value_name = "N")]
         gpus: Vec<u32>,
+        /// Driver version the host reports (default 580.95.05-sim). Profiles a driver is
+        /// too old for are not offered, as on real hosts (A100's double-memory 1g needs
+        /// R525).
+        #[arg(long, value_name = "VERSION")]
+        driver: Option<String>,
         /// Overwrite an existing state file.
         #[arg(long)]
         force: bool,
@@ -192,6 +198,7 @@ fn run(cmd: Command) -> Result<(), String> {
             state,
             models,
             gpus,
+            driver,
             force,
         } => {
             if models.len() != gpus.len() {
@@ -210,7 +217,8 @@ fn run(cmd: Command) -> Result<(), String> {
                 spec.push((model, n));
             }
             let store = state.store()?;
-            let st = new_state(&spec)?;
+            let mut st = new_state(&spec)?;
+            st.driver_version = driver;
             store.create(&st, force).map_err(|e| e.to_string())?;
             println!(
                 "created {} with {} GPU(s)",

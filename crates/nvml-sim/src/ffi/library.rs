@@ -109,12 +109,9 @@ pub unsafe extern "C" fn nvmlSystemGetDriverVersion(
 ) -> nvmlReturn_t {
     // SAFETY: NVML contract: `version` is null or has `length` writable bytes.
     let buf = unsafe { out_slice(version, length as usize) };
-    call(
-        "nvmlSystemGetDriverVersion",
-        json!({}),
-        Access::Read,
-        |_| put_str(buf, DRIVER_VERSION),
-    )
+    call("nvmlSystemGetDriverVersion", json!({}), Access::Read, |s| {
+        put_str(buf, s.driver())
+    })
 }
 
 /// `nvmlSystemGetNVMLVersion`.

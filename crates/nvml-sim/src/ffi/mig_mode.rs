@@ -68,7 +68,7 @@ pub unsafe extern "C" fn nvmlDeviceGetGpuInstanceProfileInfo(
         Access::Read,
         |s| {
             let out = out.ok_or(INVALID_ARGUMENT)?;
-            *out = gi_info_v1(gi_profile_by_index(parent(s, h)?, profile)?);
+            *out = gi_info_v1(gi_profile_by_index(parent(s, h)?, s.driver(), profile)?);
             Ok(())
         },
     )
@@ -98,7 +98,7 @@ pub unsafe extern "C" fn nvmlDeviceGetGpuInstanceProfileInfoV(
             }
             let gpu = parent(s, h)?;
             gpu.mig_enabled_model()?;
-            let p = gi_profile_by_index(gpu, profile)?;
+            let p = gi_profile_by_index(gpu, s.driver(), profile)?;
             let name = format!("MIG {}", p.name);
             if version == v2 {
                 // SAFETY: non-null (version was read) and the caller declared a v2 struct.

@@ -34,10 +34,10 @@ use crate::hardware::{CI_PROFILE_INDEX_COUNT, GI_PROFILE_INDEX_COUNT, GiProfile}
 use crate::sim::MigDevice;
 use crate::state::{Gpu, GpuInstance, INIT_ENV, STATE_ENV, State, Store};
 
-/// Driver version the simulator reports.
-pub const DRIVER_VERSION: &str = "550.54.15-sim";
+/// Driver version the simulator reports unless a host's state names another.
+pub const DRIVER_VERSION: &str = crate::state::DEFAULT_DRIVER_VERSION;
 /// NVML library version the simulator reports.
-pub const NVML_VERSION: &str = "12.550.54.15-sim";
+pub const NVML_VERSION: &str = "13.580.95.05-sim";
 
 /// `NVML_VALUE_NOT_AVAILABLE`-style id for processes outside MIG.
 const NO_ID: u32 = 0xFFFF_FFFF;

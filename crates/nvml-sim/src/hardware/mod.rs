@@ -41,7 +41,8 @@ pub struct GiProfile {
     pub name: &'static str,
     /// Compute (SM) slices.
     pub slices: u32,
-    /// Memory slices (placement size).
+    /// Placement size, in the model's placement units (memory slices on A30..B200, three
+    /// units per slice on the RTX PRO 6000).
     pub mem_slices: u32,
     /// Maximum number of instances of this profile.
     pub instance_count: u32,
@@ -59,10 +60,36 @@ pub struct GiProfile {
     pub jpegs: u32,
     /// Optical-flow accelerators.
     pub ofas: u32,
-    /// Valid placement starts, in memory slices.
+    /// Valid placement starts, in placement units.
     pub starts: &'static [u32],
-    /// `+me` (media extensions) variant: at most one per GPU.
+    /// Takes the GPU's media extensions (`+me`, and `+me.all` which takes every media
+    /// engine): at most one such instance per GPU.
     pub media_extensions: bool,
+    /// The first driver that offers the profile, where later than the model's; an older
+    /// driver answers NOT_SUPPORTED for it, as a real one does.
+    pub min_driver: Option<&'static str>,
+}
+
+impl GiProfile {
+    /// Whether a host on driver `driver` offers this profile.
+    pub fn offered_on(&self, driver: &str) -> bool {
+        self.min_driver
+            .is_none_or(|floor| version_at_least(driver, floor))
+    }
+}
+
+/// Compares NVIDIA driver versions (`580.95.05`, `R525`, a `-sim` suffix ignored) number by
+/// number; text without numbers compares as new enough.
+pub fn version_at_least(driver: &str, floor: &str) -> bool {
+    fn nums(v: &str) -> Option<Vec<u32>> {
+        let v = v.trim().trim_start_matches(['R', 'r']);
+        let v = v.split('-').next().unwrap_or("");
+        v.split('.').map(|p| p.parse().ok()).collect()
+    }
+    match (nums(driver), nums(floor)) {
+        (Some(d), Some(f)) => d >= f,
+        _ => true,
+    }
 }
 
 /// One GPU model.
@@ -80,7 +107,8 @@ pub struct Model {
     pub memory_mib: u64,
     /// Architecture generation.
     pub generation: Generation,
-    /// Memory slices (8; A30: 4). Zero on non-MIG GPUs.
+    /// Placement units across the GPU: the memory slices (8; A30: 4), or 12 on the RTX PRO
+    /// 6000 whose 1-slice instances are 3 units wide. Zero on non-MIG GPUs.
     pub mem_slices: u32,
     /// Compute slices (7; A30: 4). Zero on non-MIG GPUs.
     pub compute_slices: u32,

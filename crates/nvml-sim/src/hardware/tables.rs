@@ -12,6 +12,13 @@ const IDX_7: u32 = 0x4;
 const IDX_1_REV1: u32 = 0x7;
 const IDX_2_REV1: u32 = 0x8;
 const IDX_1_REV2: u32 = 0x9;
+const IDX_1_GFX: u32 = 0xA;
+const IDX_2_GFX: u32 = 0xB;
+const IDX_4_GFX: u32 = 0xC;
+const IDX_1_NO_ME: u32 = 0xD;
+const IDX_2_NO_ME: u32 = 0xE;
+const IDX_1_ALL_ME: u32 = 0xF;
+const IDX_2_ALL_ME: u32 = 0x10;
 
 const STARTS_1G: &[u32] = &[0, 1, 2, 3, 4, 5, 6];
 const STARTS_1G_REV2: &[u32] = &[0, 2, 4, 6];
@@ -87,6 +94,7 @@ const fn seven_slice(
         ofas: 0,
         starts: STARTS_0,
         media_extensions: false,
+        min_driver: None,
     }; 7];
     let mut i = 0;
     while i < 7 {
@@ -107,16 +115,25 @@ const fn seven_slice(
             ofas: e.ofa[i],
             starts,
             media_extensions,
+            min_driver: None,
         };
         i += 1;
     }
     out
 }
 
+/// The MIG guide's per-profile driver floors on A100: the `+me` 1g from R470, the
+/// double-memory 1g from R525 (entries 1 and 2 of [`seven_slice`]'s order).
+const fn with_a100_floors(mut p: [GiProfile; 7]) -> [GiProfile; 7] {
+    p[1].min_driver = Some("470");
+    p[2].min_driver = Some("525");
+    p
+}
+
 const AMPERE_SMS: [u32; 7] = [14, 14, 14, 28, 42, 56, 98];
 const HOPPER_SMS: [u32; 7] = [16, 16, 26, 32, 60, 64, 132];
 
-static A100_40GB: [GiProfile; 7] = seven_slice(
+static A100_40GB: [GiProfile; 7] = with_a100_floors(seven_slice(
     [
         "1g.5gb",
         "1g.5gb+me",
@@ -129,9 +146,9 @@ static A100_40GB: [GiProfile; 7] = seven_slice(
     [4864, 4864, 9856, 9856, 19968, 19968, 40192],
     AMPERE_SMS,
     AMPERE_ENGINES,
-);
+));
 
-static A100_80GB: [GiProfile; 7] = seven_slice(
+static A100_80GB: [GiProfile; 7] = with_a100_floors(seven_slice(
     [
         "1g.10gb",
         "1g.10gb+me",
@@ -145,7 +162,7 @@ static A100_80GB: [GiProfile; 7] = seven_slice(
     [9728, 9728, 19968, 19968, 40192, 40192, 80896],
     AMPERE_SMS,
     AMPERE_ENGINES,
-);
+));
 
 static H100_80GB: [GiProfile; 7] = seven_slice(
     [
@@ -260,11 +277,13 @@ static A30: [GiProfile; 5] = [
         ofas: 0,
         starts: A30_STARTS_1G,
         media_extensions: false,
+        min_driver: None,
     },
     GiProfile {
         index: IDX_1_REV1,
         id: 21,
         name: "1g.6gb+me",
+        // MIG guide: from R470.
         slices: 1,
         mem_slices: 1,
         instance_count: 1,
@@ -277,6 +296,7 @@ static A30: [GiProfile; 5] = [
         ofas: 1,
         starts: A30_STARTS_1G,
         media_extensions: true,
+        min_driver: Some("470"),
     },
     GiProfile {
         index: IDX_2,
@@ -294,11 +314,13 @@ static A30: [GiProfile; 5] = [
         ofas: 0,
         starts: A30_STARTS_2G,
         media_extensions: false,
+        min_driver: None,
     },
     GiProfile {
         index: IDX_2_REV1,
         id: 6,
         name: "2g.12gb+me",
+        // MIG guide: from R525.
         slices: 2,
         mem_slices: 2,
         instance_count: 1,
@@ -311,6 +333,7 @@ static A30: [GiProfile; 5] = [
         ofas: 1,
         starts: A30_STARTS_2G,
         media_extensions: true,
+        min_driver: Some("525"),
     },
     GiProfile {
         index: IDX_4,
@@ -328,7 +351,176 @@ static A30: [GiProfile; 5] = [
         ofas: 1,
         starts: STARTS_0,
         media_extensions: false,
+        min_driver: None,
     },
+];
+
+static GB200_186GB: [GiProfile; 7] = seven_slice(
+    [
+        "1g.23gb",
+        "1g.23gb+me",
+        "1g.47gb",
+        "2g.47gb",
+        "3g.93gb",
+        "4g.93gb",
+        "7g.186gb",
+    ],
+    // 1g/2g rows: NVIDIA/mig-parted#227 (22.00 and 45.50 GiB, 18/32/38 SMs); the rest
+    // assumed, proportional.
+    [22528, 22528, 46592, 46592, 93184, 93184, 186368],
+    [18, 18, 32, 38, 56, 76, 148],
+    BLACKWELL_ENGINES,
+);
+
+// B300 and GB300: names from their published profile lists; sizes and SMs assumed
+// (about 269 and 278 GiB usable, split as on B200).
+static B300_288GB: [GiProfile; 7] = seven_slice(
+    [
+        "1g.34gb",
+        "1g.34gb+me",
+        "1g.67gb",
+        "2g.67gb",
+        "3g.135gb",
+        "4g.135gb",
+        "7g.269gb",
+    ],
+    [33792, 33792, 68608, 68608, 137728, 137728, 275456],
+    [18, 18, 30, 36, 54, 72, 148],
+    BLACKWELL_ENGINES,
+);
+
+static GB300_288GB: [GiProfile; 7] = seven_slice(
+    [
+        "1g.35gb",
+        "1g.35gb+me",
+        "1g.70gb",
+        "2g.70gb",
+        "3g.139gb",
+        "4g.139gb",
+        "7g.278gb",
+    ],
+    [35072, 35072, 71168, 71168, 142336, 142336, 284672],
+    [18, 18, 30, 36, 54, 72, 148],
+    BLACKWELL_ENGINES,
+);
+
+/// Placement starts of the RTX PRO GPUs, in units of a third of a slice (the RTX PRO
+/// 6000's `-lgipp`: 1g {0,3,6,9}:3, 2g {0,6}:6, 4g {0}:12).
+const RTX4_STARTS_1G: &[u32] = &[0, 3, 6, 9];
+const RTX4_STARTS_2G: &[u32] = &[0, 6];
+const RTX2_STARTS_1G: &[u32] = &[0, 3];
+
+/// One RTX PRO profile: `slices` of a GPU with `total` slices; `mib` and `sms` per
+/// slice (assumed: no capture gives them). `media` = (decoders, encoders, JPEG, OFA).
+#[allow(clippy::too_many_arguments)]
+const fn rtx(
+    total: u32,
+    index: u32,
+    id: u32,
+    name: &'static str,
+    slices: u32,
+    mib: u64,
+    sms: u32,
+    media: (u32, u32, u32, u32),
+) -> GiProfile {
+    let takes_media = index == IDX_1_REV1 || index == IDX_1_ALL_ME || index == IDX_2_ALL_ME;
+    let starts = match (total, slices) {
+        (4, 1) => RTX4_STARTS_1G,
+        (4, 2) => RTX4_STARTS_2G,
+        (2, 1) => RTX2_STARTS_1G,
+        _ => STARTS_0,
+    };
+    GiProfile {
+        index,
+        id,
+        name,
+        slices,
+        mem_slices: 3 * slices,
+        instance_count: if takes_media { 1 } else { total / slices },
+        memory_mib: mib * slices as u64,
+        sms: sms * slices,
+        copy_engines: slices,
+        decoders: media.0,
+        encoders: media.1,
+        jpegs: media.2,
+        ofas: media.3,
+        starts,
+        media_extensions: takes_media,
+        min_driver: None,
+    }
+}
+
+// Profile ids: a public RTX PRO 6000 `-lgip` capture (14, 21, 47, 67, 65; 5, 35, 66, 64);
+// the 4g ids are placeholders (not captured). Engines per kind are assumed: plain and
+// +gfx a share, -me none, +me one more OFA, +me.all every engine.
+static RTX_PRO_6000: [GiProfile; 11] = [
+    rtx(4, IDX_1, 14, "1g.24gb", 1, 24064, 46, (1, 1, 1, 0)),
+    rtx(4, IDX_1_REV1, 21, "1g.24gb+me", 1, 24064, 46, (1, 1, 1, 1)),
+    rtx(4, IDX_1_GFX, 47, "1g.24gb+gfx", 1, 24064, 46, (1, 1, 1, 0)),
+    rtx(4, IDX_1_NO_ME, 67, "1g.24gb-me", 1, 24064, 46, (0, 0, 0, 0)),
+    rtx(
+        4,
+        IDX_1_ALL_ME,
+        65,
+        "1g.24gb+me.all",
+        1,
+        24064,
+        46,
+        (4, 4, 4, 1),
+    ),
+    rtx(4, IDX_2, 5, "2g.48gb", 2, 24064, 46, (2, 2, 2, 0)),
+    rtx(4, IDX_2_GFX, 35, "2g.48gb+gfx", 2, 24064, 46, (2, 2, 2, 0)),
+    rtx(4, IDX_2_NO_ME, 66, "2g.48gb-me", 2, 24064, 46, (0, 0, 0, 0)),
+    rtx(
+        4,
+        IDX_2_ALL_ME,
+        64,
+        "2g.48gb+me.all",
+        2,
+        24064,
+        46,
+        (4, 4, 4, 1),
+    ),
+    rtx(4, IDX_4, 0, "4g.96gb", 4, 24064, 46, (4, 4, 4, 1)),
+    rtx(4, IDX_4_GFX, 32, "4g.96gb+gfx", 4, 24064, 46, (4, 4, 4, 1)),
+];
+
+static RTX_PRO_5000: [GiProfile; 7] = [
+    rtx(2, IDX_1, 14, "1g.24gb", 1, 24064, 54, (1, 1, 1, 0)),
+    rtx(2, IDX_1_REV1, 21, "1g.24gb+me", 1, 24064, 54, (1, 1, 1, 1)),
+    rtx(2, IDX_1_GFX, 47, "1g.24gb+gfx", 1, 24064, 54, (1, 1, 1, 0)),
+    rtx(2, IDX_1_NO_ME, 67, "1g.24gb-me", 1, 24064, 54, (0, 0, 0, 0)),
+    rtx(
+        2,
+        IDX_1_ALL_ME,
+        65,
+        "1g.24gb+me.all",
+        1,
+        24064,
+        54,
+        (2, 2, 2, 1),
+    ),
+    rtx(2, IDX_2, 5, "2g.48gb", 2, 24064, 54, (2, 2, 2, 1)),
+    rtx(2, IDX_2_GFX, 35, "2g.48gb+gfx", 2, 24064, 54, (2, 2, 2, 1)),
+];
+
+static RTX_PRO_4500: [GiProfile; 7] = [
+    rtx(2, IDX_1, 14, "1g.16gb", 1, 16000, 40, (1, 1, 1, 0)),
+    rtx(2, IDX_1_REV1, 21, "1g.16gb+me", 1, 16000, 40, (1, 1, 1, 1)),
+    rtx(2, IDX_1_GFX, 47, "1g.16gb+gfx", 1, 16000, 40, (1, 1, 1, 0)),
+    rtx(2, IDX_1_NO_ME, 67, "1g.16gb-me", 1, 16000, 40, (0, 0, 0, 0)),
+    rtx(
+        2,
+        IDX_1_ALL_ME,
+        65,
+        "1g.16gb+me.all",
+        1,
+        16000,
+        40,
+        (2, 2, 2, 1),
+    ),
+    rtx(2, IDX_2, 5, "2g.32gb", 2, 16000, 40, (2, 2, 2, 1)),
+    rtx(2, IDX_2_GFX, 35, "2g.32gb+gfx", 2, 16000, 40, (2, 2, 2, 1)),
 ];
 
 /// Every model the simulator knows.
@@ -456,6 +648,72 @@ pub static MODELS: &[Model] = &[
         mem_slices: 8,
         compute_slices: 7,
         profiles: &B200_180GB,
+    },
+    Model {
+        key: "GB200-186GB",
+        name: "NVIDIA GB200",
+        pci_device: 0x2941,
+        pci_subsystem: 0x2046_10DE,
+        memory_mib: 189471,
+        generation: Generation::Blackwell,
+        mem_slices: 8,
+        compute_slices: 7,
+        profiles: &GB200_186GB,
+    },
+    Model {
+        key: "B300-288GB",
+        name: "NVIDIA B300 SXM6 AC",
+        pci_device: 0x3182,
+        pci_subsystem: 0x20E6_10DE,
+        memory_mib: 275040,
+        generation: Generation::Blackwell,
+        mem_slices: 8,
+        compute_slices: 7,
+        profiles: &B300_288GB,
+    },
+    Model {
+        key: "GB300-288GB",
+        name: "NVIDIA GB300",
+        pci_device: 0x31C2,
+        pci_subsystem: 0x21B6_10DE,
+        memory_mib: 284208,
+        generation: Generation::Blackwell,
+        mem_slices: 8,
+        compute_slices: 7,
+        profiles: &GB300_288GB,
+    },
+    Model {
+        key: "RTX-PRO-6000-96GB",
+        name: "NVIDIA RTX PRO 6000 Blackwell Server Edition",
+        pci_device: 0x2BB5,
+        pci_subsystem: 0x204E_10DE,
+        memory_mib: 97887,
+        generation: Generation::Blackwell,
+        mem_slices: 12,
+        compute_slices: 4,
+        profiles: &RTX_PRO_6000,
+    },
+    Model {
+        key: "RTX-PRO-5000-48GB",
+        name: "NVIDIA RTX PRO 5000 Blackwell",
+        pci_device: 0x2BB3,
+        pci_subsystem: 0x204D_10DE,
+        memory_mib: 48935,
+        generation: Generation::Blackwell,
+        mem_slices: 6,
+        compute_slices: 2,
+        profiles: &RTX_PRO_5000,
+    },
+    Model {
+        key: "RTX-PRO-4500-32GB",
+        name: "NVIDIA RTX PRO 4500 Blackwell",
+        pci_device: 0x2C31,
+        pci_subsystem: 0x2051_10DE,
+        memory_mib: 32607,
+        generation: Generation::Blackwell,
+        mem_slices: 6,
+        compute_slices: 2,
+        profiles: &RTX_PRO_4500,
     },
     Model {
         key: "L4",

@@ -143,7 +143,7 @@ fn device_basics() {
     };
     let nvml = open();
     assert_eq!(nvml.device_count().unwrap(), 2);
-    assert_eq!(nvml.sys_driver_version().unwrap(), "550.54.15-sim");
+    assert_eq!(nvml.sys_driver_version().unwrap(), "580.95.05-sim");
     let st = state_json(&state);
 
     let a100 = nvml.device_by_index(0).unwrap();
