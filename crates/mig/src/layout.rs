@@ -87,7 +87,7 @@ impl Want {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum LayoutError {
     #[error(
-        "{instance} cannot start at memory slice {start} on {model}: valid starts are {}",
+        "{instance} cannot start at {unit} {start} on {model}: valid starts are {}",
         fmt_list(valid)
     )]
     BadStart {
@@ -95,12 +95,15 @@ pub enum LayoutError {
         start: u8,
         model: &'static str,
         valid: Vec<u8>,
+        /// What starts count: `memory slice`, or `placement unit` where the two differ.
+        unit: &'static str,
     },
-    #[error("{a} and {b} overlap (memory slices {})", fmt_list(slices))]
+    #[error("{a} and {b} overlap ({unit}s {})", fmt_list(slices))]
     Overlap {
         a: String,
         b: String,
         slices: Vec<u8>,
+        unit: &'static str,
     },
     #[error("{count} instances of {profile} exceed its maximum of {max} on {model}")]
     TooMany {
@@ -164,6 +167,15 @@ impl fmt::Display for LayoutErrors {
 
 impl std::error::Error for LayoutErrors {}
 
+/// What placement starts count on `model`, for messages.
+fn unit_of(model: &GpuModel) -> &'static str {
+    if model.placement_units == model.memory_slices {
+        "memory slice"
+    } else {
+        "placement unit"
+    }
+}
+
 /// Checks a placed layout against a model: valid starts, no overlapping memory slices,
 /// per-profile maxima, total compute slices, one `+me` at most, CIs fit their GI.
 pub fn validate(model: &GpuModel, layout: &[Placed]) -> Result<(), LayoutErrors> {
@@ -176,6 +188,7 @@ pub fn validate(model: &GpuModel, layout: &[Placed]) -> Result<(), LayoutErrors>
                 start: inst.start,
                 model: model.name,
                 valid: p.starts.to_vec(),
+                unit: unit_of(model),
             });
         }
         if let Err(e) = check_cis(model, inst.profile, &inst.cis) {
@@ -196,6 +209,7 @@ pub fn validate(model: &GpuModel, layout: &[Placed]) -> Result<(), LayoutErrors>
                     a: a.display(model),
                     b: b.display(model),
                     slices: (0..16u8).filter(|s| common & (1 << s) != 0).collect(),
+                    unit: unit_of(model),
                 });
             }
             if pa.kind.claims_media() && pb.kind.claims_media() {

@@ -255,8 +255,11 @@ static B200_180GB: [GiProfile; 7] = seven_slice(
     ],
     // 1g: a later R570 capture (20992; an early one showed 22528); 3g/4g/7g assumed (no capture), proportional.
     [20992, 20992, 45312, 45312, 90624, 90624, 181760],
-    // 3g/4g from the go-nvml mock, 7g assumed (no capture).
-    [18, 18, 30, 36, 54, 72, 144],
+    // 1g/2g captured. 3g/4g/7g assumed (no capture) from Hopper's shape rather than from
+    // the go-nvml mock, whose 18 SMs × slices rule Hopper's captures contradict (H100 3g
+    // has 60 SMs, not 3 × 16): 3g = 2g × 60/32 rounded to a whole TPC (68), 4g = 2 × 2g
+    // (72), 7g = the B200's 148 SMs.
+    [18, 18, 30, 36, 68, 72, 148],
     BLACKWELL_ENGINES,
 );
 
