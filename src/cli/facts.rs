@@ -166,3 +166,57 @@ fn catalog_differences(outcomes: &[(String, Outcome)]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use migfleet_proto::CatalogReport;
+
+    fn host(driver: &str, reports: Vec<CatalogReport>) -> Outcome {
+        let f = Facts {
+            driver_version: driver.into(),
+            gpus: vec![],
+            persisted: None,
+            catalog: reports,
+        };
+        Outcome::ok("", serde_json::to_value(f).ok())
+    }
+
+    fn report(gpus: &[u32], driver: &str) -> CatalogReport {
+        CatalogReport {
+            model: "H100-80GB".into(),
+            driver_version: driver.into(),
+            gpus: gpus.to_vec(),
+            differences: vec![
+                "1g.10gb: memory MiB is 9984 on the driver, 9856 in the catalog".into(),
+            ],
+        }
+    }
+
+    #[test]
+    fn catalog_differences_are_told_once_per_model_and_driver_across_hosts() {
+        let outcomes = vec![
+            (
+                "a".to_string(),
+                host("525.85.12", vec![report(&[0, 1], "525.85.12")]),
+            ),
+            (
+                "b".to_string(),
+                host("525.85.12", vec![report(&[3], "525.85.12")]),
+            ),
+            (
+                "c".to_string(),
+                host("550.54.15", vec![report(&[0], "550.54.15")]),
+            ),
+            ("d".to_string(), host("550.54.15", vec![])),
+        ];
+        let text = catalog_differences(&outcomes);
+        assert_eq!(text.matches("differs from").count(), 2, "{text}");
+        assert!(
+            text.contains("H100-80GB on driver 525.85.12 differs from migfleet's catalog (the driver's table is used): a (GPU 0,1), b (GPU 3)"),
+            "{text}"
+        );
+        assert_eq!(text.matches("  1g.10gb: memory").count(), 2, "{text}");
+        assert!(catalog_differences(&outcomes[3..]).is_empty());
+    }
+}

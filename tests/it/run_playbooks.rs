@@ -818,3 +818,62 @@ fn the_readme_demo_runs_as_written_and_twice_changes_nothing() {
         assert!(r.recap(host).contains("changed=0"), "{}", r.shown);
     }
 }
+
+/// NVIDIA's default `all-balanced`, applied by the example playbook to one host with an
+/// RTX PRO 6000, a B300 and an A100: each GPU gets its own model's entry (by PCI id),
+/// placed in its own units, and a second run changes nothing.
+#[test]
+fn nvidia_default_configs_apply_to_the_newest_gpus() {
+    use crate::support::lab::Lab;
+    let lab = Lab::new(
+        "ndefault",
+        &[&[
+            ("RTX-PRO-6000-96GB", 1),
+            ("B300-288GB", 1),
+            ("A100-40GB", 1),
+        ]],
+    );
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/mig-parted/nvidia-defaults.yaml"
+    );
+    let file_var = format!("file={file}");
+    let args = ["-e", &file_var, "-e", "config=all-balanced"];
+    let r = lab.run("playbooks/from-mig-parted.lua", &args);
+    assert_eq!(r.code, 0, "{}", r.shown);
+    let state = lab.state(0);
+    let placed = |gpu: usize| -> Vec<(u64, u64, u64)> {
+        let mut v: Vec<(u64, u64, u64)> = state["gpus"][gpu]["gpu_instances"]
+            .as_array()
+            .expect("instances")
+            .iter()
+            .map(|i| {
+                let n = |k: &str| i[k].as_u64().unwrap_or(u64::MAX);
+                (n("start"), n("size"), n("profile_id"))
+            })
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    // RTX PRO 6000: 2g.48gb (id 5) in units 0..6, two 1g.24gb (id 14) at 6 and 9.
+    assert_eq!(
+        placed(0),
+        [(0, 6, 5), (6, 3, 14), (9, 3, 14)],
+        "{}",
+        r.shown
+    );
+    // B300 and A100: 2×1g + 2g + 3g, the 7-slice way.
+    for gpu in [1, 2] {
+        let ids: Vec<u64> = placed(gpu).iter().map(|p| p.2).collect();
+        let mut ids = ids;
+        ids.sort_unstable();
+        assert_eq!(ids, [9, 14, 19, 19], "GPU {gpu}: {}", r.shown);
+    }
+    let r = lab.run("playbooks/from-mig-parted.lua", &args);
+    assert_eq!(r.code, 0, "{}", r.shown);
+    assert!(r.stdout.contains("changed=0"), "{}", r.shown);
+    // The simulator and the catalog agree on these models: facts report no difference.
+    let f = lab.facts();
+    assert_eq!(f.code, 0, "{}", f.shown);
+    assert!(!f.stdout.contains("differs from"), "{}", f.shown);
+}
