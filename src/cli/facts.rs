@@ -47,6 +47,13 @@ fn at_boot(f: &Facts, g: &migfleet_proto::GpuFacts) -> &'static str {
     }
 }
 
+/// The facts a host's outcome carries, if it got that far.
+fn facts_of(o: &Outcome) -> Option<Facts> {
+    o.data
+        .as_ref()
+        .and_then(|d| serde_json::from_value::<Facts>(d.clone()).ok())
+}
+
 /// One row per GPU: host, index, model, MIG mode, what boot restores, instances.
 fn table(outcomes: &[(String, Outcome)]) -> String {
     let mut rows: Vec<[String; 7]> = vec![[
@@ -59,11 +66,7 @@ fn table(outcomes: &[(String, Outcome)]) -> String {
         "INSTANCES".into(),
     ]];
     for (host, o) in outcomes {
-        let Some(f) = o
-            .data
-            .as_ref()
-            .and_then(|d| serde_json::from_value::<Facts>(d.clone()).ok())
-        else {
+        let Some(f) = facts_of(o) else {
             continue;
         };
         for g in &f.gpus {
@@ -137,11 +140,7 @@ fn catalog_differences(outcomes: &[(String, Outcome)]) -> String {
     type Key = (String, String, Vec<String>);
     let mut groups: Vec<(Key, Vec<String>)> = Vec::new();
     for (host, o) in outcomes {
-        let Some(f) = o
-            .data
-            .as_ref()
-            .and_then(|d| serde_json::from_value::<Facts>(d.clone()).ok())
-        else {
+        let Some(f) = facts_of(o) else {
             continue;
         };
         for r in f.catalog {

@@ -1,7 +1,10 @@
 //! Blackwell models: B200-180GB, GB200-186GB, B300-288GB, GB300-288GB and the RTX PRO
 //! Blackwell family (mig-facts §2.4, the MIG guide, public captures named per model).
 
-use super::{Fact, Generation, GiConst::*, GpuModel, PciDevice, Source, rtx_pro, seven_slice};
+use super::{
+    Fact, Generation, GiConst::*, GiProfile, GpuModel, PciDevice, Source, rtx_pro, seven_slice,
+    unmeasured_seven_slice,
+};
 
 type F = Fact<u32>;
 
@@ -170,6 +173,16 @@ pub static GB200_186GB: GpuModel = GpuModel {
     ],
 };
 
+static B300_PROFILES: [GiProfile; 7] = unmeasured_seven_slice([
+    "1g.34gb",
+    "1g.34gb+me",
+    "1g.67gb",
+    "2g.67gb",
+    "3g.135gb",
+    "4g.135gb",
+    "7g.269gb",
+]);
+
 /// B300 (HGX, 288 GB, about 269 GiB usable). Names and counts as cloud providers document
 /// them for the GPU Operator's `0x318210DE` config (1g.34gb ×7, 1g.67gb ×4, 2g.67gb ×3,
 /// 3g.135gb ×2, 4g.135gb ×1, 7g.269gb ×1); the `+me` 1g is assumed as on every 7-slice
@@ -186,65 +199,18 @@ pub static B300_288GB: GpuModel = GpuModel {
     memory_slices: 8,
     placement_units: 8,
     min_driver: "R580.82.07",
-    profiles: &[
-        seven_slice(
-            "1g.34gb",
-            Slice1,
-            F::assumed(19),
-            F::unknown(),
-            F::unknown(),
-            Source::Assumed,
-        ),
-        seven_slice(
-            "1g.34gb+me",
-            Slice1Rev1,
-            F::assumed(20),
-            F::unknown(),
-            F::unknown(),
-            Source::Assumed,
-        ),
-        seven_slice(
-            "1g.67gb",
-            Slice1Rev2,
-            F::assumed(15),
-            F::unknown(),
-            F::unknown(),
-            Source::Assumed,
-        ),
-        seven_slice(
-            "2g.67gb",
-            Slice2,
-            F::assumed(14),
-            F::unknown(),
-            F::unknown(),
-            Source::Assumed,
-        ),
-        seven_slice(
-            "3g.135gb",
-            Slice3,
-            F::assumed(9),
-            F::unknown(),
-            F::unknown(),
-            Source::Assumed,
-        ),
-        seven_slice(
-            "4g.135gb",
-            Slice4,
-            F::assumed(5),
-            F::unknown(),
-            F::unknown(),
-            Source::Assumed,
-        ),
-        seven_slice(
-            "7g.269gb",
-            Slice7,
-            F::assumed(0),
-            F::unknown(),
-            F::unknown(),
-            Source::Assumed,
-        ),
-    ],
+    profiles: &B300_PROFILES,
 };
+
+static GB300_PROFILES: [GiProfile; 7] = unmeasured_seven_slice([
+    "1g.35gb",
+    "1g.35gb+me",
+    "1g.70gb",
+    "2g.70gb",
+    "3g.139gb",
+    "4g.139gb",
+    "7g.278gb",
+]);
 
 /// GB300 (Grace Blackwell Ultra; DGX Station). Its plain 1-slice profile is `1g.35gb`
 /// (the same name as H200's double-memory 1g, which is why names resolve per model). The
@@ -262,64 +228,7 @@ pub static GB300_288GB: GpuModel = GpuModel {
     memory_slices: 8,
     placement_units: 8,
     min_driver: "R595.58.03",
-    profiles: &[
-        seven_slice(
-            "1g.35gb",
-            Slice1,
-            F::assumed(19),
-            F::unknown(),
-            F::unknown(),
-            Source::Assumed,
-        ),
-        seven_slice(
-            "1g.35gb+me",
-            Slice1Rev1,
-            F::assumed(20),
-            F::unknown(),
-            F::unknown(),
-            Source::Assumed,
-        ),
-        seven_slice(
-            "1g.70gb",
-            Slice1Rev2,
-            F::assumed(15),
-            F::unknown(),
-            F::unknown(),
-            Source::Assumed,
-        ),
-        seven_slice(
-            "2g.70gb",
-            Slice2,
-            F::assumed(14),
-            F::unknown(),
-            F::unknown(),
-            Source::Assumed,
-        ),
-        seven_slice(
-            "3g.139gb",
-            Slice3,
-            F::assumed(9),
-            F::unknown(),
-            F::unknown(),
-            Source::Assumed,
-        ),
-        seven_slice(
-            "4g.139gb",
-            Slice4,
-            F::assumed(5),
-            F::unknown(),
-            F::unknown(),
-            Source::Assumed,
-        ),
-        seven_slice(
-            "7g.278gb",
-            Slice7,
-            F::assumed(0),
-            F::unknown(),
-            F::unknown(),
-            Source::Assumed,
-        ),
-    ],
+    profiles: &GB300_PROFILES,
 };
 
 /// RTX PRO 6000 Blackwell, Server (0x2BB5), Workstation (0x2BB1) and Max-Q (0x2BB4)

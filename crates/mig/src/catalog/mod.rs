@@ -754,6 +754,43 @@ const fn seven_slice(
     }
 }
 
+/// The seven profiles of a 7-slice GPU known by name only (no `-lgip` capture): in the
+/// order 1g, 1g+me, double-memory 1g, 2g, 3g, 4g, 7g; driver ids assumed as on every
+/// captured 7-slice GPU (19, 20, 15, 14, 9, 5, 0), placements assumed from H100, sizes and
+/// SMs unknown.
+const fn unmeasured_seven_slice(names: [&'static str; 7]) -> [GiProfile; 7] {
+    const SHAPE: [(GiConst, u32); 7] = [
+        (GiConst::Slice1, 19),
+        (GiConst::Slice1Rev1, 20),
+        (GiConst::Slice1Rev2, 15),
+        (GiConst::Slice2, 14),
+        (GiConst::Slice3, 9),
+        (GiConst::Slice4, 5),
+        (GiConst::Slice7, 0),
+    ];
+    let mut out = [seven_slice(
+        "",
+        GiConst::Slice7,
+        Fact::unknown(),
+        Fact::unknown(),
+        Fact::unknown(),
+        Source::Assumed,
+    ); 7];
+    let mut i = 0;
+    while i < 7 {
+        out[i] = seven_slice(
+            names[i],
+            SHAPE[i].0,
+            Fact::assumed(SHAPE[i].1),
+            Fact::unknown(),
+            Fact::unknown(),
+            Source::Assumed,
+        );
+        i += 1;
+    }
+    out
+}
+
 /// Builds a profile of the A30's 4-compute/4-memory-slice class (`-lgipp` capture).
 const fn four_slice(
     name: &'static str,
