@@ -106,8 +106,15 @@ fn extra_vars(items: &[String]) -> Result<Map<String, Value>, Failure> {
         if let Some(file) = item.strip_prefix('@') {
             let text = crate::input::read_text(file)
                 .map_err(|e| Failure::options(format!("-e @{file}: {e}")))?;
-            let v: Value = serde_norway::from_str(&text)
-                .map_err(|e| Failure::parse(format!("-e @{file}: {e}")))?;
+            // As Ansible reads it: YAML 1.1 (`yes` is true, merge keys, `!unsafe`).
+            let v: Value = crate::inventory::yaml11::parse_json(&text)
+                .map_err(|e| {
+                    Failure::parse(format!(
+                        "-e @{file}:{}:{}: {}",
+                        e.pos.line, e.pos.col, e.message
+                    ))
+                })?
+                .map_or(Value::Null, |(v, _)| v);
             let Value::Object(m) = v else {
                 return Err(Failure::options(format!(
                     "-e @{file}: expected a mapping of variables"

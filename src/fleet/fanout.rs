@@ -100,7 +100,7 @@ impl Fleet {
         let mut errors = Vec::new();
         for h in hosts {
             let entry = self.connections.entry(h.clone()).or_insert_with(|| {
-                Connection::from_vars(h, &self.inventory.host_vars(h)).map_err(|e| e.to_string())
+                Connection::from_vars(h, &self.inventory.vars_for_use(h)).map_err(|e| e.to_string())
             });
             if let Err(e) = entry {
                 errors.push(e.clone());
@@ -118,9 +118,9 @@ impl Fleet {
         self.connections.get(host).and_then(|c| c.as_ref().ok())
     }
 
-    /// A host's merged inventory variables.
+    /// A host's merged inventory variables, as tasks and Lua use them.
     pub fn vars(&self, host: &str) -> Map<String, Value> {
-        self.inventory.host_vars(host)
+        self.inventory.vars_for_use(host)
     }
 }
 

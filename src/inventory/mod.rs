@@ -9,6 +9,7 @@ pub mod range;
 mod script;
 mod vars;
 mod yaml;
+pub(crate) mod yaml11;
 
 use indexmap::{IndexMap, IndexSet};
 use serde_json::{Map, Value};
@@ -553,6 +554,16 @@ impl Inventory {
         vars::merged_host_vars(self, host)
     }
 
+    /// A host's variables as tasks, connections and Lua use them: `!unsafe` values as the
+    /// plain strings they are (`host_vars` keeps them wrapped, as `--list` shows them).
+    pub fn vars_for_use(&self, host: &str) -> Vars {
+        let mut v = self.host_vars(host);
+        for value in v.values_mut() {
+            unwrap_unsafe(value);
+        }
+        v
+    }
+
     /// Same JSON as `ansible-inventory -i ... --list`.
     pub fn list_json(&self) -> Value {
         list::list_json(self)
@@ -580,7 +591,20 @@ impl Inventory {
 
     /// Connection settings of a host, from its merged variables.
     pub fn connection(&self, host: &str) -> Result<Connection, InventoryError> {
-        Connection::from_vars(host, &self.host_vars(host))
+        Connection::from_vars(host, &self.vars_for_use(host))
+    }
+}
+
+/// Replaces every `{"__ansible_unsafe": s}` inside `v` by `s`.
+fn unwrap_unsafe(v: &mut Value) {
+    if let Some(s) = yaml11::unsafe_text(v) {
+        *v = Value::String(s.to_string());
+        return;
+    }
+    match v {
+        Value::Array(items) => items.iter_mut().for_each(unwrap_unsafe),
+        Value::Object(m) => m.values_mut().for_each(unwrap_unsafe),
+        _ => {}
     }
 }
 

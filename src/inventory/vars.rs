@@ -1,7 +1,7 @@
 //! `group_vars/` and `host_vars/` beside each source (files or per-name directories) and the Ansible merge order for a host's variables.
 
 use super::yaml::yaml_error;
-use super::{DirWalk, Inventory, InventoryError, Vars};
+use super::{DirWalk, Inventory, InventoryError, Vars, parse_err, yaml11};
 use indexmap::IndexMap;
 use std::path::{Path, PathBuf};
 
@@ -151,7 +151,24 @@ pub(crate) fn load_vars_file(path: &Path) -> Result<Option<Vars>, InventoryError
         path: path.to_path_buf(),
         source: e,
     })?;
-    let v: Option<Vars> = serde_norway::from_str(&text).map_err(|e| yaml_error(path, &e))?;
+    let v = match yaml11::parse_json(&text).map_err(|e| yaml_error(path, &e))? {
+        None | Some((serde_json::Value::Null, _)) => None,
+        Some((serde_json::Value::Object(m), _)) => Some(m),
+        Some((other, pos)) => {
+            return Err(parse_err(
+                path,
+                pos.line,
+                Some(pos.col),
+                format!(
+                    "a vars file holds a mapping of variables, found {}",
+                    match other {
+                        serde_json::Value::Array(_) => "a list",
+                        _ => "a single value",
+                    }
+                ),
+            ));
+        }
+    };
     Ok(v.filter(|m| !m.is_empty()))
 }
 

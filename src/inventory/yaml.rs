@@ -1,9 +1,9 @@
-//! YAML/JSON inventory sources (`all:` root, nested `hosts:`/`vars:`/`children:`), deserialized so that every structural error carries line/column.
+//! YAML/JSON inventory sources (`all:` root, nested `hosts:`/`vars:`/`children:`), read as
+//! Ansible reads them (YAML 1.1, see `yaml11`), every structural error with line/column.
 
+use super::yaml11::{self, Node, NodeValue, Pos, YamlError};
 use super::{Inventory, InventoryError, parse_err, priority_value, range};
-use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
-use std::fmt;
 use std::path::Path;
 
 /// One group's definition as written in the file.
@@ -25,217 +25,148 @@ enum Section {
 /// (where the inventory's host limit is known).
 struct HostEntry {
     pattern: range::HostPattern,
+    pos: Pos,
     vars: Vec<(String, Value)>,
 }
 
-struct TopLevel(Vec<(String, GroupVal)>);
-
-impl<'de> Deserialize<'de> for TopLevel {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = TopLevel;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a mapping of group names (YAML inventory starts with `all:`)")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<TopLevel, A::Error> {
-                let mut out = Vec::new();
-                while let Some(k) = m.next_key::<String>()? {
-                    if k == "plugin" {
-                        return Err(de::Error::custom(
-                            "plugin configuration YAML file, not a YAML inventory (expected group names at top level)",
-                        ));
-                    }
-                    out.push((k, m.next_value::<GroupVal>()?));
-                }
-                Ok(TopLevel(out))
-            }
-        }
-        d.deserialize_map(V)
+/// A structural error at a node.
+fn wrong(node: &Node, expected: &str) -> YamlError {
+    YamlError {
+        pos: node.pos,
+        message: format!("invalid type: {}, expected {expected}", node.value.kind()),
     }
 }
 
-impl<'de> Deserialize<'de> for GroupVal {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = GroupVal;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a group definition (mapping with hosts/vars/children)")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<GroupVal, A::Error> {
-                let mut out = Vec::new();
-                while let Some(k) = m.next_key::<String>()? {
-                    let sec = match k.as_str() {
-                        "vars" => Section::Vars(m.next_value::<VarsSec>()?.0),
-                        "children" => Section::Children(m.next_value::<ChildrenSec>()?.0),
-                        "hosts" => Section::Hosts(m.next_value::<HostsSec>()?.0),
-                        _ => {
-                            m.next_value::<IgnoredAny>()?;
-                            Section::Ignored
-                        }
-                    };
-                    out.push(sec);
-                }
-                Ok(GroupVal::Body(out))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<GroupVal, E> {
-                Ok(GroupVal::Empty)
-            }
-            fn visit_none<E: de::Error>(self) -> Result<GroupVal, E> {
-                Ok(GroupVal::Empty)
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<GroupVal, E> {
-                Ok(GroupVal::Skip)
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<GroupVal, E> {
-                Ok(GroupVal::Skip)
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<GroupVal, E> {
-                Ok(GroupVal::Skip)
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<GroupVal, E> {
-                Ok(GroupVal::Skip)
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<GroupVal, E> {
-                Ok(GroupVal::Skip)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<GroupVal, A::Error> {
-                while s.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(GroupVal::Skip)
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-macro_rules! section_visitor {
-    ($ty:ident, $item:ty, $what:literal, |$m:ident, $k:ident| $body:expr, |$s:ident| $single:expr) => {
-        struct $ty(Vec<$item>);
-        impl<'de> Deserialize<'de> for $ty {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                struct V;
-                impl<'de> Visitor<'de> for V {
-                    type Value = $ty;
-                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                        f.write_str($what)
-                    }
-                    fn visit_map<A: MapAccess<'de>>(self, mut $m: A) -> Result<$ty, A::Error> {
-                        let mut out = Vec::new();
-                        while let Some($k) = $m.next_key::<String>()? {
-                            out.push($body);
-                        }
-                        Ok($ty(out))
-                    }
-                    fn visit_str<E: de::Error>(self, $s: &str) -> Result<$ty, E> {
-                        Ok($ty(vec![$single]))
-                    }
-                    fn visit_unit<E: de::Error>(self) -> Result<$ty, E> {
-                        Ok($ty(Vec::new()))
-                    }
-                    fn visit_none<E: de::Error>(self) -> Result<$ty, E> {
-                        Ok($ty(Vec::new()))
-                    }
-                }
-                d.deserialize_any(V)
-            }
-        }
+fn top_level(node: &Node) -> Result<Vec<(String, GroupVal)>, YamlError> {
+    let NodeValue::Map(pairs) = &node.value else {
+        return Err(wrong(
+            node,
+            "a mapping of group names (YAML inventory starts with `all:`)",
+        ));
     };
+    let mut out = Vec::new();
+    for (k, _, v) in pairs {
+        if k == "plugin" {
+            return Err(YamlError {
+                pos: v.pos,
+                message: "plugin configuration YAML file, not a YAML inventory (expected group names at top level)".into(),
+            });
+        }
+        out.push((k.clone(), group_val(v)?));
+    }
+    Ok(out)
 }
 
-section_visitor!(
-    VarsSec,
-    (String, Value),
-    "a mapping of variables",
-    |m, k| {
-        let v: Value = m.next_value()?;
-        if k == "ansible_group_priority" && priority_value(&v).is_none() {
-            return Err(de::Error::custom(format!(
-                "ansible_group_priority must be an integer, found {v}"
-            )));
-        }
-        (k, v)
-    },
-    |s| (s.to_string(), Value::Null)
-);
+fn group_val(node: &Node) -> Result<GroupVal, YamlError> {
+    let pairs = match &node.value {
+        NodeValue::Map(p) => p,
+        NodeValue::Scalar(Value::Null) => return Ok(GroupVal::Empty),
+        _ => return Ok(GroupVal::Skip),
+    };
+    let mut out = Vec::new();
+    for (k, _, v) in pairs {
+        out.push(match k.as_str() {
+            "vars" => Section::Vars(vars_section(v)?),
+            "children" => Section::Children(children_section(v)?),
+            "hosts" => Section::Hosts(hosts_section(v)?),
+            _ => Section::Ignored,
+        });
+    }
+    Ok(GroupVal::Body(out))
+}
 
-section_visitor!(
-    ChildrenSec,
-    (String, GroupVal),
-    "a mapping of child group names",
-    |m, k| (k, m.next_value::<GroupVal>()?),
-    |s| (s.to_string(), GroupVal::Empty)
-);
+fn vars_section(node: &Node) -> Result<Vec<(String, Value)>, YamlError> {
+    match &node.value {
+        NodeValue::Map(pairs) => pairs
+            .iter()
+            .map(|(k, _, v)| {
+                let val = v.to_json();
+                if k == "ansible_group_priority" && priority_value(&val).is_none() {
+                    return Err(YamlError {
+                        pos: v.pos,
+                        message: format!("ansible_group_priority must be an integer, found {val}"),
+                    });
+                }
+                Ok((k.clone(), val))
+            })
+            .collect(),
+        NodeValue::Scalar(Value::Null) => Ok(Vec::new()),
+        NodeValue::Scalar(Value::String(s)) => Ok(vec![(s.clone(), Value::Null)]),
+        _ => Err(wrong(node, "a mapping of variables")),
+    }
+}
 
-section_visitor!(
-    HostsSec,
-    HostEntry,
-    "a mapping of host names (each ending with ':')",
-    |m, k| {
-        let vars = m.next_value::<HostVars>()?.0;
-        let pattern = range::HostPattern::parse(&k).map_err(de::Error::custom)?;
-        HostEntry { pattern, vars }
-    },
-    |s| {
-        let pattern = range::HostPattern::parse(s).map_err(de::Error::custom)?;
-        HostEntry {
-            pattern,
+fn children_section(node: &Node) -> Result<Vec<(String, GroupVal)>, YamlError> {
+    match &node.value {
+        NodeValue::Map(pairs) => pairs
+            .iter()
+            .map(|(k, _, v)| Ok((k.clone(), group_val(v)?)))
+            .collect(),
+        NodeValue::Scalar(Value::Null) => Ok(Vec::new()),
+        NodeValue::Scalar(Value::String(s)) => Ok(vec![(s.clone(), GroupVal::Empty)]),
+        _ => Err(wrong(node, "a mapping of child group names")),
+    }
+}
+
+fn host_pattern(key: &str, pos: Pos) -> Result<range::HostPattern, YamlError> {
+    range::HostPattern::parse(key).map_err(|message| YamlError { pos, message })
+}
+
+fn hosts_section(node: &Node) -> Result<Vec<HostEntry>, YamlError> {
+    match &node.value {
+        NodeValue::Map(pairs) => pairs
+            .iter()
+            .map(|(k, kpos, v)| {
+                let vars = match &v.value {
+                    NodeValue::Map(vp) => vp
+                        .iter()
+                        .map(|(k, _, n)| (k.clone(), n.to_json()))
+                        .collect(),
+                    NodeValue::Scalar(Value::Null) => Vec::new(),
+                    _ => return Err(wrong(v, "a mapping of host variables (or nothing)")),
+                };
+                Ok(HostEntry {
+                    pattern: host_pattern(k, *kpos)?,
+                    pos: *kpos,
+                    vars,
+                })
+            })
+            .collect(),
+        NodeValue::Scalar(Value::Null) => Ok(Vec::new()),
+        NodeValue::Scalar(Value::String(s)) => Ok(vec![HostEntry {
+            pattern: host_pattern(s, node.pos)?,
+            pos: node.pos,
             vars: Vec::new(),
-        }
-    }
-);
-
-struct HostVars(Vec<(String, Value)>);
-impl<'de> Deserialize<'de> for HostVars {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = HostVars;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a mapping of host variables (or nothing)")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<HostVars, A::Error> {
-                let mut out = Vec::new();
-                while let Some(k) = m.next_key::<String>()? {
-                    out.push((k, m.next_value::<Value>()?));
-                }
-                Ok(HostVars(out))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<HostVars, E> {
-                Ok(HostVars(Vec::new()))
-            }
-            fn visit_none<E: de::Error>(self) -> Result<HostVars, E> {
-                Ok(HostVars(Vec::new()))
-            }
-        }
-        d.deserialize_any(V)
+        }]),
+        _ => Err(wrong(
+            node,
+            "a mapping of host names (each ending with ':')",
+        )),
     }
 }
 
-pub(crate) fn yaml_error(path: &Path, e: &serde_norway::Error) -> InventoryError {
-    let msg = e.to_string();
-    // Drop serde_norway's own " at line X column Y" suffix; we print file:line:col in front.
-    let msg = match msg.find(" at line ") {
-        Some(i) => msg[..i].to_string(),
-        None => msg,
-    };
-    match e.location() {
-        Some(l) => parse_err(path, l.line(), Some(l.column()), msg),
-        None => parse_err(path, 1, None, msg),
-    }
+pub(crate) fn yaml_error(path: &Path, e: &YamlError) -> InventoryError {
+    parse_err(path, e.pos.line, Some(e.pos.col), e.message.clone())
 }
 
 /// True when `text` parses as a YAML mapping (used for extension-less sources, which Ansible tries as YAML first).
 pub(crate) fn looks_like_yaml_inventory(text: &str) -> bool {
     matches!(
-        serde_norway::from_str::<serde_norway::Value>(text),
-        Ok(serde_norway::Value::Mapping(_))
+        yaml11::parse(text),
+        Ok(Some(Node {
+            value: NodeValue::Map(_),
+            ..
+        }))
     )
 }
 
 /// Parses a YAML inventory file into `inv`.
 pub(crate) fn parse(inv: &mut Inventory, path: &Path, text: &str) -> Result<(), InventoryError> {
-    let top: Option<TopLevel> = serde_norway::from_str(text).map_err(|e| yaml_error(path, &e))?;
+    let node = yaml11::parse(text).map_err(|e| yaml_error(path, &e))?;
+    let top = match node {
+        Some(n) => Some(top_level(&n).map_err(|e| yaml_error(path, &e))?),
+        None => None,
+    };
     let Some(top) = top else {
         return Err(parse_err(
             path,
@@ -244,8 +175,8 @@ pub(crate) fn parse(inv: &mut Inventory, path: &Path, text: &str) -> Result<(), 
             "empty YAML inventory (expected a mapping starting with `all:`)",
         ));
     };
-    for (name, val) in top.0 {
-        apply_group(inv, path, text, &name, val)?;
+    for (name, val) in top {
+        apply_group(inv, path, &name, val)?;
     }
     Ok(())
 }
@@ -253,7 +184,6 @@ pub(crate) fn parse(inv: &mut Inventory, path: &Path, text: &str) -> Result<(), 
 fn apply_group(
     inv: &mut Inventory,
     path: &Path,
-    text: &str,
     name: &str,
     val: GroupVal,
 ) -> Result<(), InventoryError> {
@@ -280,7 +210,7 @@ fn apply_group(
             Section::Children(children) => {
                 for (child, cv) in children {
                     let skipped = matches!(cv, GroupVal::Skip);
-                    apply_group(inv, path, text, &child, cv)?;
+                    apply_group(inv, path, &child, cv)?;
                     if skipped && !inv.groups.contains_key(&child) {
                         return Err(graph_err(format!(
                             "child '{child}' of group '{name}' is not a group definition (expected a mapping or nothing)"
@@ -291,14 +221,10 @@ fn apply_group(
             }
             Section::Hosts(hosts) => {
                 for entry in hosts {
-                    let names = entry.pattern.expand(inv.hosts_left()).map_err(|m| {
-                        // The first line that holds the key: serde no longer knows it.
-                        let line = text
-                            .lines()
-                            .position(|l| l.contains(&entry.pattern.raw))
-                            .map_or(1, |i| i + 1);
-                        parse_err(path, line, None, m)
-                    })?;
+                    let names = entry
+                        .pattern
+                        .expand(inv.hosts_left())
+                        .map_err(|m| parse_err(path, entry.pos.line, Some(entry.pos.col), m))?;
                     for h in &names {
                         inv.add_host(h, Some(name), entry.pattern.port);
                         for (k, v) in &entry.vars {
