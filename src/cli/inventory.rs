@@ -3,7 +3,6 @@
 
 use super::fleet_args::InventoryLimits;
 use crate::error::Failure;
-use crate::report::print_json;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -33,8 +32,12 @@ pub struct Args {
 
 pub fn exec(args: Args) -> Result<(), Failure> {
     let inv = args.inventory_limits.load(&args.inventory)?;
+    // Byte for byte what `ansible-inventory` prints (sorted keys, 4 spaces, text as is).
     if args.list {
-        return print_json(&inv.list_json());
+        return crate::report::write_stdout(&format!(
+            "{}\n",
+            crate::inventory::python_json(&inv.list_json())
+        ));
     }
     if let Some(root) = &args.graph {
         // Written in pieces: a deep graph's text grows with the square of its depth.
@@ -56,7 +59,10 @@ pub fn exec(args: Args) -> Result<(), Failure> {
         if !inv.hosts().contains(h) {
             return Err(Failure::options(format!("no host `{h}` in the inventory")));
         }
-        return print_json(&inv.host_vars(h));
+        return crate::report::write_stdout(&format!(
+            "{}\n",
+            crate::inventory::python_json(&serde_json::Value::Object(inv.host_vars(h)))
+        ));
     }
     let hosts = inv
         .select(args.limit.as_deref().unwrap_or("all"))

@@ -120,3 +120,138 @@ fn line(buf: &mut String, name: &str, depth: usize, emit: &mut impl FnMut(&str) 
     buf.push('\n');
     emit(buf)
 }
+
+/// JSON text exactly as `ansible-inventory` prints it: Python's `json.dumps(...,
+/// sort_keys=True, indent=4, ensure_ascii=False)` — keys sorted at every level, four
+/// spaces, `", "`/`": "` separators, floats as Python's `repr` (`1500.0`, `1e+16`),
+/// non-ASCII text as it is. No trailing newline.
+pub fn python_json(v: &Value) -> String {
+    let mut out = String::new();
+    write_py(v, 0, &mut out);
+    out
+}
+
+fn write_py(v: &Value, depth: usize, out: &mut String) {
+    let pad = |out: &mut String, d: usize| {
+        out.push('\n');
+        out.extend(std::iter::repeat_n(' ', 4 * d));
+    };
+    match v {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => out.push_str(&i.to_string()),
+            (None, Some(u), _) => out.push_str(&u.to_string()),
+            (None, None, Some(f)) => out.push_str(&python_float(f)),
+            _ => out.push_str(&n.to_string()),
+        },
+        Value::String(s) => out.push_str(&serde_json::to_string(s).unwrap_or_default()),
+        Value::Array(items) if items.is_empty() => out.push_str("[]"),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                pad(out, depth + 1);
+                write_py(item, depth + 1, out);
+            }
+            pad(out, depth);
+            out.push(']');
+        }
+        Value::Object(m) if m.is_empty() => out.push_str("{}"),
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                pad(out, depth + 1);
+                out.push_str(&serde_json::to_string(k).unwrap_or_default());
+                out.push_str(": ");
+                write_py(&m[*k], depth + 1, out);
+            }
+            pad(out, depth);
+            out.push('}');
+        }
+    }
+}
+
+/// Python's `repr(float)`: the shortest digits that round-trip, in fixed notation when
+/// the exponent is in -4..16 (always with a `.0` or fraction), else `1.5e+16` / `1e-05`.
+fn python_float(f: f64) -> String {
+    if f.is_nan() {
+        return "NaN".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    // Rust's `{:e}` gives the shortest round-trip digits: `1.5e3`, `-2e-7`.
+    let sci = format!("{f:e}");
+    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let (neg, mant) = match mant.strip_prefix('-') {
+        Some(m) => (true, m),
+        None => (false, mant),
+    };
+    let digits: String = mant.chars().filter(|c| *c != '.').collect();
+    let sign = if neg { "-" } else { "" };
+    if (-4..16).contains(&exp) {
+        let n = digits.len() as i32;
+        let body = if exp >= n - 1 {
+            // All digits before the point, padded with zeros.
+            format!("{digits}{}.0", "0".repeat((exp - (n - 1)) as usize))
+        } else if exp >= 0 {
+            let split = (exp + 1) as usize;
+            format!("{}.{}", &digits[..split], &digits[split..])
+        } else {
+            format!("0.{}{digits}", "0".repeat((-exp - 1) as usize))
+        };
+        format!("{sign}{body}")
+    } else {
+        let m = if digits.len() == 1 {
+            digits.clone()
+        } else {
+            format!("{}.{}", &digits[..1], &digits[1..])
+        };
+        format!(
+            "{sign}{m}e{}{:02}",
+            if exp < 0 { '-' } else { '+' },
+            exp.abs()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floats_print_as_python_repr() {
+        for (f, want) in [
+            (1500.0, "1500.0"),
+            (0.5, "0.5"),
+            (1.0, "1.0"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (1e16, "1e+16"),
+            (1.5e16, "1.5e+16"),
+            (123456789012345.6, "123456789012345.6"),
+            (-2.5, "-2.5"),
+            (0.1 + 0.2, "0.30000000000000004"),
+        ] {
+            assert_eq!(python_float(f), want, "{f}");
+        }
+    }
+
+    #[test]
+    fn objects_sort_and_indent_as_python_json() {
+        let v = serde_json::json!({"b": [1, {"z": null, "a": "é"}], "a": {}, "c": []});
+        assert_eq!(
+            python_json(&v),
+            "{\n    \"a\": {},\n    \"b\": [\n        1,\n        {\n            \"a\": \"é\",\n            \"z\": null\n        }\n    ],\n    \"c\": []\n}"
+        );
+    }
+}

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use connection::{Connection, ConnectionKind};
+pub use list::python_json;
 
 /// Variables of one host or group.
 pub type Vars = Map<String, Value>;

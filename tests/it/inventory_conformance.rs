@@ -70,6 +70,14 @@ fn list_json_matches_ansible_inventory() {
             serde_json::to_string_pretty(&got).unwrap(),
             serde_json::to_string_pretty(&expected).unwrap()
         );
+        // Byte for byte, as `ansible-inventory --list` prints it.
+        let text = std::fs::read_to_string(case.dir.join("out/list.json")).unwrap();
+        assert_eq!(
+            format!("{}\n", migfleet::inventory::python_json(&got)),
+            text,
+            "{}: --list text differs",
+            case.dir.display()
+        );
     }
 }
 
