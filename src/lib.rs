@@ -4,6 +4,7 @@
 //! look (`report`). The MIG domain
 //! itself lives in `migfleet-mig`, the wire contract in `migfleet-proto`.
 
+pub mod ansible_cfg;
 pub mod cli;
 pub mod error;
 pub mod fleet;

@@ -2,6 +2,7 @@
 //! builds, verbosity. Defined once so `--help` reads the same everywhere; turned into a
 //! [`Fleet`] (loaded once per run) here.
 
+use crate::ansible_cfg::AnsibleConfig;
 use crate::error::Failure;
 use crate::fleet::Fleet;
 use crate::fleet::executor::DEFAULT_FORKS;
@@ -15,16 +16,18 @@ use std::time::Duration;
 #[derive(Debug, clap::Args)]
 pub struct FleetArgs {
     /// Inventory: an Ansible YAML or INI file, an executable printing Ansible's JSON, or a
-    /// directory of them. Repeat for several; later ones win. Needed to reach hosts.
+    /// directory of them. Repeat for several; later ones win. Without -i: $ANSIBLE_INVENTORY,
+    /// else `inventory` in ansible.cfg, else /etc/ansible/hosts, as Ansible looks.
     #[arg(short = 'i', long = "inventory", value_name = "INV")]
     pub inventory: Vec<PathBuf>,
     /// Restrict to hosts matching this Ansible pattern (`gpu_h100:!maint`, `~gpu0[1-4]`,
     /// `@retry.txt`).
     #[arg(short = 'l', long, value_name = "PATTERN")]
     pub limit: Option<String>,
-    /// Hosts worked on at once (1 to 100000).
-    #[arg(short = 'f', long, default_value_t = DEFAULT_FORKS, value_parser = parse_forks)]
-    pub forks: usize,
+    /// Hosts worked on at once (1 to 100000) [default: `forks` in ansible.cfg or
+    /// $ANSIBLE_FORKS, else 64].
+    #[arg(short = 'f', long, value_parser = parse_forks)]
+    pub forks: Option<usize>,
     /// known_hosts file to verify host keys against [default: ~/.ssh/known_hosts].
     #[arg(long, value_name = "FILE")]
     pub known_hosts: Option<PathBuf>,
@@ -36,13 +39,15 @@ pub struct FleetArgs {
     #[arg(long, value_name = "DIR")]
     pub agent_dir: Option<PathBuf>,
     /// SSH connect timeout, seconds (for the TCP connection and the handshake, and again
-    /// for authentication).
-    #[arg(short = 'T', long, default_value_t = 10, value_parser = parse_day_seconds)]
-    pub timeout: u64,
-    /// SSH user for hosts whose inventory names none.
+    /// for authentication) [default: `timeout` in ansible.cfg or $ANSIBLE_TIMEOUT, else 10].
+    #[arg(short = 'T', long, value_parser = parse_day_seconds)]
+    pub timeout: Option<u64>,
+    /// SSH user for hosts whose inventory names none [default: `remote_user` in
+    /// ansible.cfg or $ANSIBLE_REMOTE_USER].
     #[arg(short = 'u', long)]
     pub user: Option<String>,
-    /// Private key to try for every host (after the inventory's own).
+    /// Private key to try for every host (after the inventory's own) [default:
+    /// `private_key_file` in ansible.cfg or $ANSIBLE_PRIVATE_KEY_FILE].
     #[arg(long, value_name = "FILE")]
     pub private_key: Option<PathBuf>,
     /// More detail: `-v` shows each NVML operation as it runs and what the agents write
@@ -79,6 +84,42 @@ impl InventoryLimits {
         Inventory::load_with(sources, self.limits()).map_err(|e| Failure::parse(e.to_string()))
     }
 }
+
+/// ansible.cfg and the ANSIBLE_* variables, read once per process.
+pub fn ansible_config() -> Result<&'static AnsibleConfig, Failure> {
+    static CFG: std::sync::OnceLock<Result<AnsibleConfig, String>> = std::sync::OnceLock::new();
+    CFG.get_or_init(AnsibleConfig::load)
+        .as_ref()
+        .map_err(|e| Failure::options(e.clone()))
+}
+
+/// The inventory sources: `-i` as given, else where Ansible would look
+/// ($ANSIBLE_INVENTORY, ansible.cfg, /etc/ansible/hosts); none is an error that says how
+/// to give one.
+pub fn inventory_sources(given: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
+    if !given.is_empty() {
+        return Ok(given.to_vec());
+    }
+    let cfg = ansible_config()?;
+    if !cfg.inventory.is_empty() {
+        return Ok(cfg.inventory.clone());
+    }
+    let default = PathBuf::from(crate::ansible_cfg::DEFAULT_INVENTORY);
+    if default.exists() {
+        return Ok(vec![default]);
+    }
+    let looked = match &cfg.file {
+        Some(f) => format!("{} names no inventory", f.display()),
+        None => "no ansible.cfg found ($ANSIBLE_CONFIG, ./ansible.cfg, ~/.ansible.cfg, /etc/ansible/ansible.cfg)".into(),
+    };
+    Err(Failure::options(format!(
+        "no inventory: pass -i INV (a file, a directory or an executable), set ANSIBLE_INVENTORY, or put `inventory = PATH` under [defaults] in ansible.cfg ({looked}; /etc/ansible/hosts does not exist)"
+    ))
+    .hint("inventory/demo.yml runs on this machine against simulated GPUs"))
+}
+
+/// SSH connect timeout when neither -T nor ansible.cfg gives one (Ansible's is 10 too).
+pub const DEFAULT_TIMEOUT_SECS: u64 = 10;
 
 /// A hundred times the default: a controller's memory, not a policy, is the limit there.
 const MAX_MAX_HOSTS: usize = 100_000_000;
@@ -124,14 +165,19 @@ impl FleetArgs {
     /// The inventory and `--limit` only, for commands that list hosts without reaching
     /// them (no agent build or known_hosts needed).
     pub fn hosts(&self) -> Result<Fleet, Failure> {
-        if self.inventory.is_empty() {
-            return Err(Failure::options(
-                "no inventory: pass -i INV (a file, a directory or an executable)",
-            )
-            .hint("inventory/demo.yml runs on this machine against simulated GPUs"));
-        }
-        let inv = self.inventory_limits.load(&self.inventory)?;
-        Fleet::new(inv, self.limit.as_deref(), self.forks, self.verbose)
+        let sources = inventory_sources(&self.inventory)?;
+        let inv = self.inventory_limits.load(&sources)?;
+        let cfg = ansible_config()?;
+        let forks = match self.forks {
+            Some(f) => f,
+            None => match cfg.forks {
+                Some(f) => parse_forks(&f.to_string()).map_err(|e| {
+                    Failure::options(format!("forks from ansible.cfg or ANSIBLE_FORKS {e}"))
+                })?,
+                None => DEFAULT_FORKS,
+            },
+        };
+        Fleet::new(inv, self.limit.as_deref(), forks, self.verbose)
     }
 
     /// known_hosts and the agent builds (each build hashed once).
@@ -141,8 +187,15 @@ impl FleetArgs {
             ssh.known_hosts = k.clone();
         }
         ssh.accept_new = self.accept_new_host_keys;
-        ssh.connect_timeout = Duration::from_secs(self.timeout);
-        if let Some(k) = &self.private_key {
+        let cfg = ansible_config()?;
+        let timeout = match self.timeout.or(cfg.timeout) {
+            Some(t) => parse_day_seconds(&t.to_string()).map_err(|e| {
+                Failure::options(format!("timeout from ansible.cfg or ANSIBLE_TIMEOUT {e}"))
+            })?,
+            None => DEFAULT_TIMEOUT_SECS,
+        };
+        ssh.connect_timeout = Duration::from_secs(timeout);
+        if let Some(k) = self.private_key.as_ref().or(cfg.private_key_file.as_ref()) {
             ssh.identity_files.insert(0, k.clone());
         }
         let known =
@@ -155,7 +208,7 @@ impl FleetArgs {
             ssh,
             known_hosts: std::sync::Arc::new(known),
             builds: std::sync::Arc::new(builds),
-            default_user: self.user.clone(),
+            default_user: self.user.clone().or_else(|| cfg.remote_user.clone()),
         })
     }
 }

@@ -8,8 +8,9 @@ use std::path::PathBuf;
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("action").required(true).args(["list", "graph", "list_hosts", "host"])))]
 pub struct Args {
-    /// Inventory sources (see `migfleet ping --help`).
-    #[arg(short = 'i', long = "inventory", required = true, value_name = "INV")]
+    /// Inventory sources (see `migfleet ping --help`); without -i, where Ansible looks
+    /// ($ANSIBLE_INVENTORY, ansible.cfg, /etc/ansible/hosts).
+    #[arg(short = 'i', long = "inventory", value_name = "INV")]
     pub inventory: Vec<PathBuf>,
     /// Print all groups, hosts and `_meta.hostvars` as `ansible-inventory --list` does.
     #[arg(long)]
@@ -31,7 +32,8 @@ pub struct Args {
 }
 
 pub fn exec(args: Args) -> Result<(), Failure> {
-    let inv = args.inventory_limits.load(&args.inventory)?;
+    let sources = super::fleet_args::inventory_sources(&args.inventory)?;
+    let inv = args.inventory_limits.load(&sources)?;
     // Byte for byte what `ansible-inventory` prints (sorted keys, 4 spaces, text as is).
     if args.list {
         return crate::report::write_stdout(&format!(

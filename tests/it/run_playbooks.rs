@@ -877,3 +877,36 @@ fn nvidia_default_configs_apply_to_the_newest_gpus() {
     assert_eq!(f.code, 0, "{}", f.shown);
     assert!(!f.stdout.contains("differs from"), "{}", f.shown);
 }
+
+/// `migfleet run PLAYBOOK` as users type it: no -i, only an ansible.cfg in the working
+/// directory naming the inventory (relative to the file) and the forks. Without it, the
+/// error says every way to give an inventory.
+#[test]
+fn ansible_cfg_alone_names_the_inventory() {
+    use crate::support::lab::Lab;
+    let lab = Lab::new("anscfg", &[&[("H100-80GB", 1)]]);
+    let work = lab.hosts[0].dir().join("project");
+    std::fs::create_dir_all(work.join("inventories")).unwrap();
+    std::fs::copy(&lab.inventory, work.join("inventories/gpus.yml")).unwrap();
+    let playbook = concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/demo.lua");
+    let kh = lab.known_hosts.display().to_string();
+    let r = crate::support::migfleet_in(&work, &["run", playbook, "--known-hosts", &kh]);
+    assert_eq!(r.code, 5, "{}", r.shown);
+    for says in ["no inventory", "ANSIBLE_INVENTORY", "ansible.cfg", "-i INV"] {
+        assert!(r.stderr.contains(says), "{says}: {}", r.shown);
+    }
+    std::fs::write(
+        work.join("ansible.cfg"),
+        "[defaults]\n# relative to this file\ninventory = inventories/gpus.yml\nforks = 3\n",
+    )
+    .unwrap();
+    let r = crate::support::migfleet_in(&work, &["run", playbook, "--known-hosts", &kh]);
+    assert_eq!(r.code, 0, "{}", r.shown);
+    assert!(
+        r.recap(&lab.hosts[0].tag).contains("failed=0"),
+        "{}",
+        r.shown
+    );
+    let r = crate::support::migfleet_in(&work, &["inventory", "--list-hosts"]);
+    assert_eq!(r.stdout.trim(), lab.hosts[0].tag, "{}", r.shown);
+}
