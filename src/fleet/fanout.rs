@@ -26,6 +26,10 @@ pub struct Fleet {
     /// `-v` count.
     pub verbosity: u8,
     connections: HashMap<String, Result<Connection, String>>,
+    /// Each prepared host's variables, templates rendered.
+    vars: HashMap<String, Map<String, Value>>,
+    /// What templates share, built when the first host needs it.
+    templates: std::sync::OnceLock<Arc<crate::inventory::template::World>>,
 }
 
 impl Fleet {
@@ -51,6 +55,8 @@ impl Fleet {
             forks,
             verbosity,
             connections: HashMap::new(),
+            vars: HashMap::new(),
+            templates: std::sync::OnceLock::new(),
         })
     }
 
@@ -94,15 +100,22 @@ impl Fleet {
         Ok(hosts)
     }
 
-    /// Checks every host's connection settings once, so a bad variable is reported
-    /// before anything connects (all bad hosts at once, each with host and variable).
+    /// Renders every host's variables and checks its connection settings once, so a bad
+    /// template or variable is reported before anything connects (all bad hosts at once,
+    /// each with host and variable).
     pub fn prepare(&mut self, hosts: &[String]) -> Result<(), Failure> {
         let mut errors = Vec::new();
         for h in hosts {
-            let entry = self.connections.entry(h.clone()).or_insert_with(|| {
-                Connection::from_vars(h, &self.inventory.vars_for_use(h)).map_err(|e| e.to_string())
-            });
-            if let Err(e) = entry {
+            if !self.connections.contains_key(h) {
+                let rendered = self.render(h);
+                let conn = rendered.and_then(|vars| {
+                    let c = Connection::from_vars(h, &vars).map_err(|e| e.to_string());
+                    self.vars.insert(h.clone(), vars);
+                    c
+                });
+                self.connections.insert(h.clone(), conn);
+            }
+            if let Some(Err(e)) = self.connections.get(h) {
                 errors.push(e.clone());
             }
         }
@@ -113,14 +126,24 @@ impl Fleet {
         }
     }
 
+    /// A host's variables with templates rendered (`!unsafe` values as plain strings).
+    fn render(&self, host: &str) -> Result<Map<String, Value>, String> {
+        let world = self
+            .templates
+            .get_or_init(|| crate::inventory::template::World::new(&self.inventory));
+        self.inventory
+            .render_vars(host, world)
+            .map_err(|e| e.to_string())
+    }
+
     /// A prepared host's connection settings.
     pub fn connection(&self, host: &str) -> Option<&Connection> {
         self.connections.get(host).and_then(|c| c.as_ref().ok())
     }
 
-    /// A host's merged inventory variables, as tasks and Lua use them.
+    /// A prepared host's variables, as tasks and Lua use them (templates rendered).
     pub fn vars(&self, host: &str) -> Map<String, Value> {
-        self.inventory.vars_for_use(host)
+        self.vars.get(host).cloned().unwrap_or_default()
     }
 }
 

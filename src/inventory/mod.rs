@@ -7,6 +7,7 @@ mod pattern;
 mod pylit;
 pub mod range;
 mod script;
+pub mod template;
 mod vars;
 mod yaml;
 pub(crate) mod yaml11;
@@ -63,6 +64,14 @@ pub enum InventoryError {
         line: usize,
         column: Option<usize>,
         message: String,
+    },
+    /// A variable's Jinja template could not be rendered.
+    #[error("host `{host}`: variable `{variable}`: {message} (inventory: {})", sources.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    Template {
+        host: String,
+        variable: String,
+        message: String,
+        sources: Vec<PathBuf>,
     },
     /// A file or directory could not be read.
     #[error("{}: {source}", path.display())]
@@ -555,14 +564,23 @@ impl Inventory {
         vars::merged_host_vars(self, host)
     }
 
-    /// A host's variables as tasks, connections and Lua use them: `!unsafe` values as the
-    /// plain strings they are (`host_vars` keeps them wrapped, as `--list` shows them).
-    pub fn vars_for_use(&self, host: &str) -> Vars {
-        let mut v = self.host_vars(host);
-        for value in v.values_mut() {
-            unwrap_unsafe(value);
-        }
-        v
+    /// A host's variables as tasks, connections and Lua use them: Jinja templates rendered
+    /// (lazily, with Ansible's magic variables) and `!unsafe` values as the plain strings
+    /// they are; `host_vars` keeps both as `--list` shows them. `world` is what every
+    /// host's templates share ([`template::World::new`], built once per inventory).
+    pub fn render_vars(
+        &self,
+        host: &str,
+        world: &std::sync::Arc<template::World>,
+    ) -> Result<Vars, InventoryError> {
+        template::render_host(world, host, self.host_vars(host)).map_err(|e| {
+            InventoryError::Template {
+                host: host.to_string(),
+                variable: e.variable,
+                message: e.message,
+                sources: self.sources.clone(),
+            }
+        })
     }
 
     /// Same JSON as `ansible-inventory -i ... --list`.
@@ -590,22 +608,10 @@ impl Inventory {
         list::graph(self, root.unwrap_or("all"), emit)
     }
 
-    /// Connection settings of a host, from its merged variables.
+    /// Connection settings of a host, from its merged variables (templates rendered).
     pub fn connection(&self, host: &str) -> Result<Connection, InventoryError> {
-        Connection::from_vars(host, &self.vars_for_use(host))
-    }
-}
-
-/// Replaces every `{"__ansible_unsafe": s}` inside `v` by `s`.
-fn unwrap_unsafe(v: &mut Value) {
-    if let Some(s) = yaml11::unsafe_text(v) {
-        *v = Value::String(s.to_string());
-        return;
-    }
-    match v {
-        Value::Array(items) => items.iter_mut().for_each(unwrap_unsafe),
-        Value::Object(m) => m.values_mut().for_each(unwrap_unsafe),
-        _ => {}
+        let world = template::World::new(self);
+        Connection::from_vars(host, &self.render_vars(host, &world)?)
     }
 }
 

@@ -910,3 +910,70 @@ fn ansible_cfg_alone_names_the_inventory() {
     let r = crate::support::migfleet_in(&work, &["inventory", "--list-hosts"]);
     assert_eq!(r.stdout.trim(), lab.hosts[0].tag, "{}", r.shown);
 }
+
+/// Jinja in inventory variables, rendered where they are used: the SSH port and address
+/// come from templates over other variables, the agent's directory from
+/// `inventory_hostname`; `!unsafe` stays literal in what Lua sees; a broken template
+/// fails the run before anything connects, naming host and variable.
+#[test]
+fn inventory_templates_render_where_the_values_are_used() {
+    use crate::support::lab::Lab;
+    let lab = Lab::new("jinja", &[&[("H100-80GB", 1)]]);
+    let tag = lab.hosts[0].tag.clone();
+    let base = lab.hosts[0].dir().join("agents");
+    lab.edit_inventory(|t| {
+        let mut out = String::new();
+        for line in t.lines() {
+            let trimmed = line.trim_start();
+            let indent = &line[..line.len() - trimmed.len()];
+            if let Some(port) = trimmed.strip_prefix("ansible_port: ") {
+                out.push_str(&format!("{indent}sshd_port: {port}\n"));
+                out.push_str(&format!(
+                    "{indent}ansible_port: \"{{{{ sshd_port | int }}}}\"\n"
+                ));
+            } else if let Some(addr) = trimmed.strip_prefix("ansible_host: ") {
+                out.push_str(&format!("{indent}real_address: {addr}\n"));
+                out.push_str(&format!(
+                    "{indent}ansible_host: \"{{{{ real_address }}}}\"\n"
+                ));
+            } else if trimmed.starts_with("migfleet_remote_dir: ") {
+                out.push_str(&format!(
+                    "{indent}migfleet_remote_dir: \"{}/{{{{ inventory_hostname | upper }}}}\"\n",
+                    base.display()
+                ));
+            } else {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
+    });
+    lab.all_var("raw_text: !unsafe '{{ not rendered }}'");
+    let pb = lab.playbook(
+        "show.lua",
+        r#"return { hosts = "all", tasks = {
+  { name = "show", run = function(h) return { msg = h.vars.raw_text .. " port " .. math.type(h.vars.ansible_port) } end } } }"#,
+    );
+    let r = lab.run(&pb, &[]);
+    assert_eq!(r.code, 0, "{}", r.shown);
+    assert!(
+        r.stdout.contains("{{ not rendered }} port integer"),
+        "{}",
+        r.shown
+    );
+    assert!(
+        base.join(tag.to_uppercase()).is_dir(),
+        "the agent went to the rendered directory: {}",
+        r.shown
+    );
+    lab.all_var("migfleet_agent_dir_typo: \"{{ no_such_var }}\"");
+    let r = lab.run(&pb, &[]);
+    assert_eq!(r.code, 4, "{}", r.shown);
+    assert!(
+        r.stderr.contains(&format!("host `{tag}`"))
+            && r.stderr.contains("variable `migfleet_agent_dir_typo`")
+            && r.stderr.contains("undefined"),
+        "{}",
+        r.shown
+    );
+}

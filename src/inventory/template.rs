@@ -1,0 +1,496 @@
+//! Jinja in inventory variables, rendered where the values are used (connection settings,
+//! `migfleet_*`, the vars playbooks see), lazily as Ansible's templar does: a variable is
+//! rendered when a template asks for it, with the host's own variables and Ansible's magic
+//! variables (`inventory_hostname`, `inventory_hostname_short`, `group_names`, `groups`,
+//! `hostvars`, `playbook_dir` is not one of them here). `!unsafe` values are never
+//! rendered. A template that is one expression (`"{{ base_port + 1 }}"`) keeps its type,
+//! as ansible-core 2.19 does; anything else renders to a string.
+//!
+//! The engine is `minijinja`, with strict undefined variables (Ansible fails on them
+//! too) and the filters inventories use that it lacks (`regex_replace`, `regex_search`,
+//! `basename`, `dirname`, `quote`, `ternary`, `to_json`); `default`, `lower`, `upper`,
+//! `replace`, `join`, `int`, `bool`, `trim`, `split`, `length` are its own.
+
+use super::{Inventory, yaml11};
+use minijinja::value::{Enumerator, Object, ObjectRepr};
+use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior, Value as JValue};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+fn jv<T: serde::Serialize>(v: T) -> JValue {
+    JValue::from(minijinja::value::Serde(v))
+}
+
+/// How deep variables may refer to variables (a loop is refused before this).
+const MAX_DEPTH: usize = 32;
+
+/// Whether a string holds template syntax.
+pub fn is_template(s: &str) -> bool {
+    s.contains("{{") || s.contains("{%") || s.contains("{#")
+}
+
+/// Whether any string inside `v` (outside `!unsafe` values) is a template.
+fn has_template(v: &Value) -> bool {
+    if yaml11::unsafe_text(v).is_some() {
+        return false;
+    }
+    match v {
+        Value::String(s) => is_template(s),
+        Value::Array(items) => items.iter().any(has_template),
+        Value::Object(m) => m.values().any(has_template),
+        _ => false,
+    }
+}
+
+/// A template failure, for the message: the variable and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateError {
+    pub variable: String,
+    pub message: String,
+}
+
+/// Renders every variable of `host` (given its merged raw variables): templates rendered,
+/// `!unsafe` values unwrapped. Returns the first failure with the variable it is in.
+pub fn render_host(
+    world: &Arc<World>,
+    host: &str,
+    raw: Map<String, Value>,
+) -> Result<Map<String, Value>, TemplateError> {
+    if !raw.values().any(has_template) {
+        let mut out = raw;
+        for v in out.values_mut() {
+            unwrap_unsafe(v);
+        }
+        return Ok(out);
+    }
+    let scope = Arc::new(HostScope::new(world.clone(), host, raw.clone()));
+    let mut out = Map::new();
+    for (k, _) in raw {
+        let v = scope.resolve(&k).map_err(|message| TemplateError {
+            variable: k.clone(),
+            message,
+        })?;
+        out.insert(k, v);
+    }
+    Ok(out)
+}
+
+/// Replaces every `{"__ansible_unsafe": s}` inside `v` by `s`.
+pub fn unwrap_unsafe(v: &mut Value) {
+    if let Some(s) = yaml11::unsafe_text(v) {
+        *v = Value::String(s.to_string());
+        return;
+    }
+    match v {
+        Value::Array(items) => items.iter_mut().for_each(unwrap_unsafe),
+        Value::Object(m) => m.values_mut().for_each(unwrap_unsafe),
+        _ => {}
+    }
+}
+
+/// What every host's templates share: the inventory (for `groups` and `hostvars`) and the
+/// engine.
+pub struct World {
+    inventory: Inventory,
+    env: Environment<'static>,
+    groups: JValue,
+}
+
+impl std::fmt::Debug for World {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("World")
+    }
+}
+
+impl World {
+    pub fn new(inventory: &Inventory) -> Arc<World> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        add_filters(&mut env);
+        let mut groups = serde_json::Map::new();
+        for g in inventory.group_names() {
+            let hosts = inventory.group_hosts(&g);
+            groups.insert(g, Value::from(hosts));
+        }
+        Arc::new(World {
+            inventory: inventory.clone(),
+            env,
+            groups: jv(Value::Object(groups)),
+        })
+    }
+}
+
+/// One host's variables as templates see them: rendered on first use, cached.
+struct HostScope {
+    world: Arc<World>,
+    host: String,
+    raw: Map<String, Value>,
+    done: Mutex<HashMap<String, Result<Value, String>>>,
+    /// Variables being rendered now, to name a loop.
+    active: Mutex<Vec<String>>,
+}
+
+impl std::fmt::Debug for HostScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "vars of {}", self.host)
+    }
+}
+
+impl HostScope {
+    fn new(world: Arc<World>, host: &str, raw: Map<String, Value>) -> HostScope {
+        HostScope {
+            world,
+            host: host.to_string(),
+            raw,
+            done: Mutex::new(HashMap::new()),
+            active: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn magic(&self, key: &str) -> Option<JValue> {
+        let inv = &self.world.inventory;
+        Some(match key {
+            "inventory_hostname" => JValue::from(self.host.clone()),
+            "inventory_hostname_short" => JValue::from(
+                self.host
+                    .split('.')
+                    .next()
+                    .unwrap_or(&self.host)
+                    .to_string(),
+            ),
+            "group_names" => {
+                let mut g: Vec<String> = inv
+                    .host_groups(&self.host)
+                    .into_iter()
+                    .filter(|g| g != "all")
+                    .collect();
+                g.sort();
+                jv(g)
+            }
+            "groups" => self.world.groups.clone(),
+            "hostvars" => JValue::from_object(HostVars {
+                world: self.world.clone(),
+                cache: Mutex::new(HashMap::new()),
+            }),
+            _ => return None,
+        })
+    }
+
+    /// The variable `key`, rendered (and cached).
+    fn resolve(self: &Arc<Self>, key: &str) -> Result<Value, String> {
+        if let Some(r) = self.done.lock().ok().and_then(|d| d.get(key).cloned()) {
+            return r;
+        }
+        let Some(raw) = self.raw.get(key).cloned() else {
+            return Err(format!("`{key}` is not defined"));
+        };
+        {
+            let mut active = self.active.lock().map_err(|_| "poisoned".to_string())?;
+            if active.iter().any(|a| a == key) {
+                let mut chain = active.clone();
+                chain.push(key.to_string());
+                return Err(format!(
+                    "variables refer to each other in a loop: {}",
+                    chain.join(" -> ")
+                ));
+            }
+            if active.len() >= MAX_DEPTH {
+                return Err(format!("variables nest more than {MAX_DEPTH} deep"));
+            }
+            active.push(key.to_string());
+        }
+        let r = self.render_value(&raw);
+        if let Ok(mut active) = self.active.lock() {
+            active.pop();
+        }
+        if let Ok(mut d) = self.done.lock() {
+            d.insert(key.to_string(), r.clone());
+        }
+        r
+    }
+
+    fn render_value(self: &Arc<Self>, v: &Value) -> Result<Value, String> {
+        if let Some(s) = yaml11::unsafe_text(v) {
+            return Ok(Value::String(s.to_string()));
+        }
+        match v {
+            Value::String(s) if is_template(s) => self.render_str(s),
+            Value::Array(items) => items
+                .iter()
+                .map(|i| self.render_value(i))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Value::Array),
+            Value::Object(m) => {
+                let mut out = Map::new();
+                for (k, v) in m {
+                    out.insert(k.clone(), self.render_value(v)?);
+                }
+                Ok(Value::Object(out))
+            }
+            other => Ok(other.clone()),
+        }
+    }
+
+    fn render_str(self: &Arc<Self>, s: &str) -> Result<Value, String> {
+        let ctx = JValue::from_dyn_object(self.clone());
+        let env = &self.world.env;
+        // One expression and nothing else keeps its type (2.19's native results).
+        if let Some(expr) = single_expression(s) {
+            let compiled = env
+                .compile_expression(expr)
+                .map_err(|e| describe(&e, self))?;
+            let v = compiled.eval(ctx).map_err(|e| describe(&e, self))?;
+            if v.is_undefined() {
+                return Err(format!("undefined variable in `{expr}`"));
+            }
+            return serde_json::to_value(&v).map_err(|e| e.to_string());
+        }
+        env.render_str(s, ctx)
+            .map(Value::String)
+            .map_err(|e| describe(&e, self))
+    }
+}
+
+/// The inner expression of `{{ expr }}` when the template is exactly that.
+fn single_expression(s: &str) -> Option<&str> {
+    let inner = s.trim().strip_prefix("{{")?.strip_suffix("}}")?;
+    (!inner.contains("{{") && !inner.contains("}}") && !inner.contains("{%")).then(|| inner.trim())
+}
+
+fn describe(e: &Error, _scope: &HostScope) -> String {
+    let mut msg = match e.kind() {
+        ErrorKind::UndefinedError => "undefined variable".to_string(),
+        _ => e.kind().to_string(),
+    };
+    if let Some(d) = e.detail() {
+        msg.push_str(": ");
+        msg.push_str(d);
+    }
+    // A failure inside a variable this one uses says which.
+    let mut src = std::error::Error::source(e);
+    while let Some(inner) = src {
+        msg.push_str(": ");
+        msg.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    msg
+}
+
+impl Object for HostScope {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &JValue) -> Option<JValue> {
+        let key = key.as_str()?;
+        if self.raw.contains_key(key) {
+            return match self.resolve(key) {
+                Ok(v) => Some(jv(v)),
+                // An error inside a variable used here: raised as this lookup's failure.
+                Err(m) => Some(JValue::from(Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("in `{key}`: {m}"),
+                ))),
+            };
+        }
+        self.magic(key)
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        let mut keys: Vec<JValue> = self.raw.keys().map(|k| JValue::from(k.clone())).collect();
+        for m in [
+            "inventory_hostname",
+            "inventory_hostname_short",
+            "group_names",
+            "groups",
+            "hostvars",
+        ] {
+            keys.push(JValue::from(m));
+        }
+        Enumerator::Values(keys)
+    }
+}
+
+/// `hostvars`: every host's variables, each rendered in that host's own scope.
+struct HostVars {
+    world: Arc<World>,
+    cache: Mutex<HashMap<String, Arc<HostScope>>>,
+}
+
+impl std::fmt::Debug for HostVars {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("hostvars")
+    }
+}
+
+impl Object for HostVars {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &JValue) -> Option<JValue> {
+        let host = key.as_str()?;
+        if !self.world.inventory.hosts.contains_key(host) {
+            return None;
+        }
+        let mut cache = self.cache.lock().ok()?;
+        let scope = cache
+            .entry(host.to_string())
+            .or_insert_with(|| {
+                Arc::new(HostScope::new(
+                    self.world.clone(),
+                    host,
+                    self.world.inventory.host_vars(host),
+                ))
+            })
+            .clone();
+        Some(JValue::from_dyn_object(scope))
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Values(
+            self.world
+                .inventory
+                .hosts()
+                .into_iter()
+                .map(JValue::from)
+                .collect(),
+        )
+    }
+}
+
+fn add_filters(env: &mut Environment<'static>) {
+    fn regex(pattern: &str) -> Result<regex::Regex, Error> {
+        regex::Regex::new(pattern)
+            .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("bad regex: {e}")))
+    }
+    // Python's `\1` back-references become the regex crate's `${1}`.
+    fn replacement(r: &str) -> String {
+        let mut out = String::new();
+        let mut chars = r.chars().peekable();
+        while let Some(c) = chars.next() {
+            match (c, chars.peek()) {
+                ('\\', Some(d)) if d.is_ascii_digit() => {
+                    let d = *d;
+                    chars.next();
+                    out.push_str(&format!("${{{d}}}"));
+                }
+                ('$', _) => out.push_str("$$"),
+                _ => out.push(c),
+            }
+        }
+        out
+    }
+    env.add_filter(
+        "regex_replace",
+        |value: String, pattern: String, replace: Option<String>| -> Result<String, Error> {
+            let re = regex(&pattern)?;
+            Ok(re
+                .replace_all(&value, replacement(&replace.unwrap_or_default()).as_str())
+                .into_owned())
+        },
+    );
+    env.add_filter(
+        "regex_search",
+        |value: String, pattern: String| -> Result<JValue, Error> {
+            let re = regex(&pattern)?;
+            Ok(re
+                .find(&value)
+                .map_or(JValue::from(()), |m| JValue::from(m.as_str().to_string())))
+        },
+    );
+    env.add_filter("basename", |value: String| -> String {
+        value.rsplit('/').next().unwrap_or("").to_string()
+    });
+    env.add_filter("dirname", |value: String| -> String {
+        match value.rfind('/') {
+            Some(0) => "/".to_string(),
+            Some(i) => value[..i].to_string(),
+            None => String::new(),
+        }
+    });
+    env.add_filter("quote", |value: String| -> String {
+        if !value.is_empty()
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "@%+=:,./-_".contains(c))
+        {
+            value
+        } else {
+            format!("'{}'", value.replace('\'', "'\"'\"'"))
+        }
+    });
+    env.add_filter(
+        "ternary",
+        |value: JValue, yes: JValue, no: JValue| -> JValue {
+            if value.is_true() { yes } else { no }
+        },
+    );
+    env.add_filter("to_json", |value: JValue| -> Result<String, Error> {
+        serde_json::to_string(&value)
+            .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn inv(text: &str) -> Inventory {
+        let dir = std::env::temp_dir().join(format!("migfleet-tmpl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(format!("inv-{}.yml", text.len()));
+        std::fs::write(&p, text).unwrap();
+        Inventory::load(&[p]).unwrap()
+    }
+
+    fn rendered(i: &Inventory, host: &str) -> Result<Map<String, Value>, TemplateError> {
+        render_host(&World::new(i), host, i.host_vars(host))
+    }
+
+    #[test]
+    fn variables_render_lazily_with_magic_variables_and_filters() {
+        let i = inv(r#"
+all:
+  vars:
+    base_port: 2200
+    remote_dir: "/srv/{{ inventory_hostname_short }}"
+    port: "{{ base_port + 1 }}"
+    label: "{{ site | default('none') | upper }}-{{ group_names | join(',') }}"
+    bastion_ip: "{{ hostvars['login.example.com']['ansible_host'] }}"
+    raw: !unsafe "{{ keep }}"
+    clean: '{{ inventory_hostname | regex_replace("^gpu(\d+)\..*$", "node-\\1") }}'
+    enabled: "{{ 'yes' | bool }}"
+  children:
+    gpus:
+      hosts:
+        gpu07.example.com:
+    login:
+      hosts:
+        login.example.com:
+          ansible_host: 10.0.0.1
+"#);
+        let v = rendered(&i, "gpu07.example.com").unwrap();
+        assert_eq!(v["remote_dir"], json!("/srv/gpu07"));
+        assert_eq!(v["port"], json!(2201), "one expression keeps its type");
+        assert_eq!(v["label"], json!("NONE-gpus"));
+        assert_eq!(v["bastion_ip"], json!("10.0.0.1"));
+        assert_eq!(v["raw"], json!("{{ keep }}"), "!unsafe is never rendered");
+        assert_eq!(v["clean"], json!("node-07"));
+        assert_eq!(v["enabled"], json!(true));
+    }
+
+    #[test]
+    fn undefined_variables_and_loops_name_the_variable() {
+        let i = inv("all:\n  hosts:\n    a:\n      x: \"{{ nope }}\"\n      y: 1\n");
+        let e = rendered(&i, "a").unwrap_err();
+        assert_eq!(e.variable, "x");
+        assert!(e.message.contains("undefined"), "{e:?}");
+        let i = inv("all:\n  hosts:\n    a:\n      p: \"{{ q }}\"\n      q: \"{{ p }}\"\n");
+        let e = rendered(&i, "a").unwrap_err();
+        assert_eq!(e.variable, "p");
+        assert!(e.message.contains("loop: p -> q -> p"), "{e:?}");
+    }
+}
