@@ -128,9 +128,12 @@ impl Fleet {
 
     /// A host's variables with templates rendered (`!unsafe` values as plain strings).
     fn render(&self, host: &str) -> Result<Map<String, Value>, String> {
-        let world = self
-            .templates
-            .get_or_init(|| crate::inventory::template::World::new(&self.inventory));
+        // Built once, and only when some host has a template.
+        let world = || {
+            self.templates
+                .get_or_init(|| crate::inventory::template::World::new(&self.inventory))
+                .clone()
+        };
         self.inventory
             .render_vars(host, world)
             .map_err(|e| e.to_string())

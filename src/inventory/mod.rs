@@ -567,11 +567,12 @@ impl Inventory {
     /// A host's variables as tasks, connections and Lua use them: Jinja templates rendered
     /// (lazily, with Ansible's magic variables) and `!unsafe` values as the plain strings
     /// they are; `host_vars` keeps both as `--list` shows them. `world` is what every
-    /// host's templates share ([`template::World::new`], built once per inventory).
+    /// host's templates share ([`template::World::new`]), asked for only when the host has a
+    /// template.
     pub fn render_vars(
         &self,
         host: &str,
-        world: &std::sync::Arc<template::World>,
+        world: impl FnOnce() -> std::sync::Arc<template::World>,
     ) -> Result<Vars, InventoryError> {
         template::render_host(world, host, self.host_vars(host)).map_err(|e| {
             InventoryError::Template {
@@ -610,8 +611,10 @@ impl Inventory {
 
     /// Connection settings of a host, from its merged variables (templates rendered).
     pub fn connection(&self, host: &str) -> Result<Connection, InventoryError> {
-        let world = template::World::new(self);
-        Connection::from_vars(host, &self.render_vars(host, &world)?)
+        Connection::from_vars(
+            host,
+            &self.render_vars(host, || template::World::new(self))?,
+        )
     }
 }
 

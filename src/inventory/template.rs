@@ -52,8 +52,10 @@ pub struct TemplateError {
 
 /// Renders every variable of `host` (given its merged raw variables): templates rendered,
 /// `!unsafe` values unwrapped. Returns the first failure with the variable it is in.
+/// `world` is asked for only when the host has a template: an inventory without any never
+/// builds one.
 pub fn render_host(
-    world: &Arc<World>,
+    world: impl FnOnce() -> Arc<World>,
     host: &str,
     raw: Map<String, Value>,
 ) -> Result<Map<String, Value>, TemplateError> {
@@ -64,7 +66,7 @@ pub fn render_host(
         }
         return Ok(out);
     }
-    let scope = Arc::new(HostScope::new(world.clone(), host, raw.clone()));
+    let scope = Arc::new(HostScope::new(world(), host, raw.clone()));
     let mut out = Map::new();
     for (k, _) in raw {
         let v = scope.resolve(&k).map_err(|message| TemplateError {
@@ -447,7 +449,7 @@ mod tests {
     }
 
     fn rendered(i: &Inventory, host: &str) -> Result<Map<String, Value>, TemplateError> {
-        render_host(&World::new(i), host, i.host_vars(host))
+        render_host(|| World::new(i), host, i.host_vars(host))
     }
 
     #[test]
