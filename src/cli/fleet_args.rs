@@ -34,6 +34,11 @@ pub struct FleetArgs {
     /// Record the keys of hosts not in known_hosts (a changed key is still refused).
     #[arg(long)]
     pub accept_new_host_keys: bool,
+    /// OpenSSH client configuration to read (`Host` patterns, HostName, User, Port,
+    /// IdentityFile, ProxyJump, ...) [default: ~/.ssh/config]; inventory variables win
+    /// over it, as in Ansible.
+    #[arg(short = 'F', long, value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
     /// Directory with portable agent builds (`migfleet-agent-<arch>-linux-gnu`, from
     /// scripts/build-agent.sh) [default: the agent beside this executable].
     #[arg(long, value_name = "DIR")]
@@ -187,6 +192,15 @@ impl FleetArgs {
             ssh.known_hosts = k.clone();
         }
         ssh.accept_new = self.accept_new_host_keys;
+        if let Some(f) = &self.ssh_config {
+            if !f.is_file() {
+                return Err(Failure::options(format!(
+                    "--ssh-config {}: no such file",
+                    f.display()
+                )));
+            }
+            ssh.config_file = Some(f.clone());
+        }
         let cfg = ansible_config()?;
         let timeout = match self.timeout.or(cfg.timeout) {
             Some(t) => parse_day_seconds(&t.to_string()).map_err(|e| {

@@ -9,7 +9,7 @@ use crate::inventory::{Connection, ConnectionKind};
 use crate::transport::agent::{AgentClient, CallError, Timeouts, request_line};
 use crate::transport::local::LocalTransport;
 use crate::transport::push::{AgentBuilds, start_agent};
-use crate::transport::ssh::{KnownHosts, SshOptions, Target, connect};
+use crate::transport::ssh::{KnownHosts, SshOptions, connect};
 use crate::transport::{RemoteCommand, Transport, TransportError};
 use migfleet_proto::{self as proto, Facts, Hello, Op, PROTOCOL_VERSION, Reply};
 use std::sync::Arc;
@@ -157,13 +157,8 @@ pub async fn open(
                 .or_else(|| ctx.default_user.clone())
                 .or_else(|| std::env::var("USER").ok())
                 .unwrap_or_else(|| "root".to_string());
-            let target = Target {
-                host: conn.host.clone(),
-                address: conn.address.clone(),
-                port: conn.port,
-                user,
-                key_file: conn.key_file.clone(),
-            };
+            let target = crate::transport::ssh::config::target_for(conn, user, &ctx.ssh)
+                .map_err(SessionError::failed)?;
             events.progress(&conn.host, "connecting");
             let mut t = connect(&target, &ctx.ssh, ctx.known_hosts.clone()).await?;
             events.progress(&conn.host, "starting agent");

@@ -21,6 +21,18 @@ pub enum Output {
 
 /// Writes `text` to stdout. A reader that went away (`| head`) ends the command quietly
 /// ([`Failure::closed_stdout`]) instead of the panic `println!` would give.
+/// Prints `[WARNING]: text` on stderr, once per distinct text for the process (as Ansible
+/// words its warnings).
+pub fn warn_once(text: &str) {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+    static SEEN: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+    let seen = SEEN.get_or_init(|| Mutex::new(HashSet::new()));
+    if seen.lock().is_ok_and(|mut s| s.insert(text.to_string())) {
+        eprintln!("[WARNING]: {text}");
+    }
+}
+
 pub fn write_stdout(text: &str) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())

@@ -977,3 +977,64 @@ fn inventory_templates_render_where_the_values_are_used() {
         r.shown
     );
 }
+
+/// A target reached through a bastion: `ProxyJump` from ssh_config (`-F`) and from
+/// `ansible_ssh_common_args`, each hop's host key checked against known_hosts. The bastion
+/// authenticates migfleet, and with the bastion down the target is unreachable — the
+/// connection really runs through it.
+#[test]
+fn targets_are_reached_through_a_bastion() {
+    use crate::support::lab::Lab;
+    use crate::support::testhost::{TestHost, client_key, write_known_hosts};
+    let lab = Lab::new("jumped", &[&[("H100-80GB", 1)]]);
+    let mut bastion = TestHost::start("bastion");
+    let kh = write_known_hosts(
+        &lab.hosts[0].dir().join("known_hosts_all"),
+        [&lab.hosts[0], &bastion].into_iter(),
+    );
+    let cfg = lab.hosts[0].dir().join("ssh_config");
+    std::fs::write(
+        &cfg,
+        format!(
+            "Host bastion\n  HostName {}\n  Port {}\n  User root\n  IdentityFile {}\n\nHost {}\n  ProxyJump bastion\n",
+            bastion.address,
+            bastion.port,
+            client_key().display(),
+            lab.hosts[0].address
+        ),
+    )
+    .unwrap();
+    let inv = lab.inventory.display().to_string();
+    let kh = kh.display().to_string();
+    let cfg_s = cfg.display().to_string();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "playbooks/demo.lua",
+            "-i",
+            &inv,
+            "--known-hosts",
+            &kh,
+        ];
+        args.extend_from_slice(extra);
+        crate::support::migfleet(&args)
+    };
+    let before = bastion.accepted_connections();
+    let r = run(&["--ssh-config", &cfg_s]);
+    assert_eq!(r.code, 0, "{}", r.shown);
+    assert!(bastion.accepted_connections() > before, "{}", bastion.log());
+    // The same through the inventory's SSH arguments (no ssh_config).
+    lab.all_var(&format!(
+        "ansible_ssh_common_args: '-o ProxyJump=root@{}:{}'",
+        bastion.address, bastion.port
+    ));
+    let key = client_key().display().to_string();
+    let before = bastion.accepted_connections();
+    let r = run(&["--private-key", &key]);
+    assert_eq!(r.code, 0, "{}", r.shown);
+    assert!(bastion.accepted_connections() > before, "{}", bastion.log());
+    bastion.stop();
+    let r = run(&["--private-key", &key]);
+    assert_ne!(r.code, 0, "{}", r.shown);
+    assert!(r.stdout.contains("jump host"), "{}", r.shown);
+}

@@ -29,6 +29,9 @@ pub struct SshOptions {
     pub identity_files: Vec<PathBuf>,
     /// Try ssh-agent keys (`SSH_AUTH_SOCK`) last.
     pub use_agent: bool,
+    /// The ssh_config file read for every host (`--ssh-config`, else `~/.ssh/config` when
+    /// it exists).
+    pub config_file: Option<PathBuf>,
 }
 
 fn home() -> PathBuf {
@@ -51,12 +54,13 @@ impl Default for SshOptions {
                 .filter(|p| p.exists())
                 .collect(),
             use_agent: true,
+            config_file: super::config::default_path(),
         }
     }
 }
 
 /// One host to connect to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Target {
     /// Inventory name (used in messages).
     pub host: String,
@@ -66,6 +70,21 @@ pub struct Target {
     pub user: String,
     /// `ansible_ssh_private_key_file`, tried first.
     pub key_file: Option<PathBuf>,
+    /// ssh_config's / the SSH arguments' `IdentityFile`s, tried next.
+    pub identity_files: Vec<PathBuf>,
+    /// `IdentitiesOnly yes`: only the files named for this host (no defaults, no agent).
+    pub identities_only: bool,
+    /// `UserKnownHostsFile` for this host (and its jump hosts).
+    pub known_hosts: Option<PathBuf>,
+    /// `StrictHostKeyChecking`: `Some(false)` records unknown keys (a changed key is
+    /// still refused).
+    pub strict: Option<bool>,
+    pub connect_timeout: Option<Duration>,
+    /// `ServerAliveInterval`.
+    pub keepalive: Option<Duration>,
+    /// `ProxyJump` hops, first to last; the target is reached through their SSH
+    /// channels, each hop's host key verified.
+    pub jumps: Vec<super::config::Hop>,
 }
 
 /// An authenticated SSH connection; each `exec`/`spawn` opens its own channel on it.
@@ -73,6 +92,8 @@ pub struct Target {
 pub struct SshTransport {
     target: Target,
     handle: Arc<client::Handle<ClientHandler>>,
+    /// The jump hosts' connections, kept open while the target's runs through them.
+    _jumps: Vec<client::Handle<ClientHandler>>,
 }
 
 #[derive(Debug)]
@@ -201,12 +222,84 @@ fn unreachable(target: &Target, reason: impl Into<String>) -> TransportError {
     }
 }
 
-/// Connects, verifies the host key against `known`, and authenticates.
+/// A known_hosts file other than the run's (`UserKnownHostsFile`), loaded once.
+fn known_for(path: &std::path::Path) -> Result<Arc<KnownHosts>, TransportError> {
+    use std::collections::BTreeMap;
+    use std::sync::{Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<BTreeMap<PathBuf, Arc<KnownHosts>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(BTreeMap::new()));
+    if let Some(k) = cache.lock().ok().and_then(|c| c.get(path).cloned()) {
+        return Ok(k);
+    }
+    let k = Arc::new(KnownHosts::load(path)?);
+    if let Ok(mut c) = cache.lock() {
+        c.insert(path.to_path_buf(), k.clone());
+    }
+    Ok(k)
+}
+
+/// Connects (through the jump hosts, if any), verifies each host key against `known` (or
+/// the target's own known_hosts file), and authenticates.
 pub async fn connect(
     target: &Target,
     opts: &SshOptions,
     known: Arc<KnownHosts>,
 ) -> Result<SshTransport, TransportError> {
+    let known = match &target.known_hosts {
+        Some(p) if *p != opts.known_hosts => known_for(p)?,
+        _ => known,
+    };
+    let mut opts = opts.clone();
+    if let Some(strict) = target.strict {
+        opts.accept_new = opts.accept_new || !strict;
+    }
+    if let Some(t) = target.connect_timeout {
+        opts.connect_timeout = t;
+    }
+    if let Some(k) = target.keepalive {
+        opts.keepalive = k;
+    }
+    if target.identities_only {
+        opts.identity_files.clear();
+        opts.use_agent = false;
+    }
+    let opts = &opts;
+    // The hops in order, the target last; each reached through the one before.
+    let mut hops: Vec<Target> = target
+        .jumps
+        .iter()
+        .map(|j| Target {
+            host: format!("{} (jump host for {})", j.name, target.host),
+            address: j.address.clone(),
+            port: j.port,
+            user: j.user.clone().unwrap_or_else(|| target.user.clone()),
+            key_file: None,
+            identity_files: j.identity_files.clone(),
+            ..Target::default()
+        })
+        .collect();
+    hops.push(target.clone());
+    let mut handles: Vec<client::Handle<ClientHandler>> = Vec::new();
+    for hop in &hops {
+        let via = handles.last();
+        let handle = connect_hop(hop, opts, known.clone(), via).await?;
+        handles.push(handle);
+    }
+    let handle = handles.pop().ok_or_else(|| unreachable(target, "no hop"))?;
+    Ok(SshTransport {
+        target: target.clone(),
+        handle: Arc::new(handle),
+        _jumps: handles,
+    })
+}
+
+/// One hop: over TCP, or through a `direct-tcpip` channel of the hop before it.
+async fn connect_hop(
+    target: &Target,
+    opts: &SshOptions,
+    known: Arc<KnownHosts>,
+    via: Option<&client::Handle<ClientHandler>>,
+) -> Result<client::Handle<ClientHandler>, TransportError> {
     let config = Arc::new(client_config(
         opts,
         &known.known_algorithms(&target.address, target.port),
@@ -219,20 +312,39 @@ pub async fn connect(
         accept_new: opts.accept_new,
     };
     let addr = format!("{}:{}", target.address, target.port);
+    let map_handshake = |e: HandlerError| match e {
+        HandlerError::HostKey(e) => e,
+        HandlerError::Ssh(e) => unreachable(target, format!("ssh handshake with {addr}: {e}")),
+    };
     let handshake = async {
-        let sock = tokio::net::TcpStream::connect((target.address.as_str(), target.port))
-            .await
-            .map_err(|e| unreachable(target, format!("connect to {addr}: {e}")))?;
-        sock.set_nodelay(true)
-            .map_err(|e| unreachable(target, format!("set TCP_NODELAY on {addr}: {e}")))?;
-        client::connect_stream(config, sock, handler)
-            .await
-            .map_err(|e| match e {
-                HandlerError::HostKey(e) => e,
-                HandlerError::Ssh(e) => {
-                    unreachable(target, format!("ssh handshake with {addr}: {e}"))
-                }
-            })
+        match via {
+            None => {
+                let sock = tokio::net::TcpStream::connect((target.address.as_str(), target.port))
+                    .await
+                    .map_err(|e| unreachable(target, format!("connect to {addr}: {e}")))?;
+                sock.set_nodelay(true)
+                    .map_err(|e| unreachable(target, format!("set TCP_NODELAY on {addr}: {e}")))?;
+                client::connect_stream(config, sock, handler)
+                    .await
+                    .map_err(map_handshake)
+            }
+            Some(jump) => {
+                let channel = jump
+                    .channel_open_direct_tcpip(
+                        target.address.clone(),
+                        u32::from(target.port),
+                        "127.0.0.1",
+                        0,
+                    )
+                    .await
+                    .map_err(|e| {
+                        unreachable(target, format!("the jump host cannot reach {addr}: {e}"))
+                    })?;
+                client::connect_stream(config, channel.into_stream(), handler)
+                    .await
+                    .map_err(map_handshake)
+            }
+        }
     };
     let mut handle = match tokio::time::timeout(opts.connect_timeout, handshake).await {
         Ok(r) => r?,
@@ -263,10 +375,7 @@ pub async fn connect(
             ));
         }
     }
-    Ok(SshTransport {
-        target: target.clone(),
-        handle: Arc::new(handle),
-    })
+    Ok(handle)
 }
 
 /// The signature hash to use with an RSA key: asked of the server once per connection
@@ -295,7 +404,7 @@ async fn authenticate(
     if let Some(k) = &target.key_file {
         files.push(k);
     }
-    for f in &opts.identity_files {
+    for f in target.identity_files.iter().chain(&opts.identity_files) {
         if !files.contains(&f) {
             files.push(f);
         }

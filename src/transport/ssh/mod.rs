@@ -1,5 +1,6 @@
 //! SSH transport: connection setup and authentication (`connect`), host key verification (`known_hosts`).
 
+pub mod config;
 pub mod connect;
 pub mod known_hosts;
 

@@ -334,6 +334,7 @@ AcceptEnv LANG LC_*\nSubsystem sftp internal-sftp\n",
             port: self.port,
             user: "root".to_string(),
             key_file: Some(client_key()),
+            ..Target::default()
         }
     }
 }
@@ -406,6 +407,7 @@ pub fn test_options(known_hosts: &Path, accept_new: bool) -> SshOptions {
         keepalive: Duration::from_secs(15),
         identity_files: Vec::new(),
         use_agent: false,
+        config_file: None,
     }
 }
 
