@@ -244,7 +244,7 @@ impl HostScope {
                 .map_err(|e| describe(&e, self))?;
             let v = compiled.eval(ctx).map_err(|e| describe(&e, self))?;
             if v.is_undefined() {
-                return Err(format!("undefined variable in `{expr}`"));
+                return Err(format!("`{expr}` is undefined"));
             }
             return serde_json::to_value(&v).map_err(|e| e.to_string());
         }
