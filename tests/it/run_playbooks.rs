@@ -1033,6 +1033,27 @@ fn targets_are_reached_through_a_bastion() {
     let r = run(&["--private-key", &key]);
     assert_eq!(r.code, 0, "{}", r.shown);
     assert!(bastion.accepted_connections() > before, "{}", bastion.log());
+    // The bastion's own key is checked: with known_hosts lacking it, nothing connects.
+    let only_target = write_known_hosts(
+        &lab.hosts[0].dir().join("known_hosts_target"),
+        [&lab.hosts[0]].into_iter(),
+    );
+    let r = crate::support::migfleet(&[
+        "run",
+        "playbooks/demo.lua",
+        "-i",
+        &inv,
+        "--known-hosts",
+        &only_target.display().to_string(),
+        "--private-key",
+        &key,
+    ]);
+    assert_ne!(r.code, 0, "{}", r.shown);
+    assert!(
+        r.stdout.contains("jump host") && r.stdout.contains("not in"),
+        "{}",
+        r.shown
+    );
     bastion.stop();
     let r = run(&["--private-key", &key]);
     assert_ne!(r.code, 0, "{}", r.shown);
