@@ -16,6 +16,7 @@ use indexmap::{IndexMap, IndexSet};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use connection::{Connection, ConnectionKind};
@@ -23,6 +24,9 @@ pub use list::python_json;
 
 /// Variables of one host or group.
 pub type Vars = Map<String, Value>;
+
+/// Which file set each variable of one group, host or vars file (for messages).
+pub(crate) type Origins = HashMap<String, Arc<Path>>;
 
 /// How much an inventory may ask of the controller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,12 +70,13 @@ pub enum InventoryError {
         message: String,
     },
     /// A variable's Jinja template could not be rendered.
-    #[error("host `{host}`: variable `{variable}`: {message} (inventory: {})", sources.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    #[error("host `{host}`: variable `{variable}` (set in {}): {message}", file.display())]
     Template {
         host: String,
         variable: String,
         message: String,
-        sources: Vec<PathBuf>,
+        /// The file whose value of the variable won for this host.
+        file: PathBuf,
     },
     /// A file or directory could not be read.
     #[error("{}: {source}", path.display())]
@@ -130,12 +135,14 @@ pub(crate) struct Group {
     pub(crate) children: IndexSet<String>,
     pub(crate) parents: IndexSet<String>,
     pub(crate) vars: Vars,
+    pub(crate) origins: Origins,
     pub(crate) priority: i64,
 }
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Host {
     pub(crate) vars: Vars,
+    pub(crate) origins: Origins,
     /// Groups the host was added to directly.
     pub(crate) groups: IndexSet<String>,
 }
@@ -150,6 +157,8 @@ pub struct Inventory {
     pub(crate) file_vars: Vec<vars::SourceVars>,
     pub(crate) depth: HashMap<String, usize>,
     pub(crate) limits: Limits,
+    /// The source file being parsed now: where variables set now come from.
+    pub(crate) parsing: Option<Arc<Path>>,
 }
 
 impl Default for Inventory {
@@ -179,6 +188,7 @@ impl Inventory {
             file_vars: Vec::new(),
             depth: HashMap::new(),
             limits: Limits::default(),
+            parsing: None,
         };
         inv.add_group("all");
         inv.add_group("ungrouped");
@@ -267,6 +277,13 @@ impl Inventory {
             walk.leave();
             return Ok(());
         }
+        self.parsing = Some(Arc::from(path));
+        let r = self.parse_file(path);
+        self.parsing = None;
+        r
+    }
+
+    fn parse_file(&mut self, path: &Path) -> Result<(), InventoryError> {
         if script::is_executable(path) {
             return script::parse(self, path);
         }
@@ -308,6 +325,9 @@ impl Inventory {
             let mut h = Host::default();
             if let Some(p) = port.filter(|p| *p != 0) {
                 h.vars.insert("ansible_port".into(), Value::from(p));
+                if let Some(f) = &self.parsing {
+                    h.origins.insert("ansible_port".into(), f.clone());
+                }
             }
             self.hosts.insert(name.to_string(), h);
         }
@@ -412,6 +432,9 @@ impl Inventory {
             })?;
         } else {
             g.vars.insert(key.to_string(), value);
+            if let Some(f) = &self.parsing {
+                g.origins.insert(key.to_string(), f.clone());
+            }
         }
         Ok(())
     }
@@ -419,6 +442,9 @@ impl Inventory {
     pub(crate) fn set_host_var(&mut self, host: &str, key: &str, value: Value) {
         if let Some(h) = self.hosts.get_mut(host) {
             h.vars.insert(key.to_string(), value);
+            if let Some(f) = &self.parsing {
+                h.origins.insert(key.to_string(), f.clone());
+            }
         }
     }
 
@@ -577,11 +603,20 @@ impl Inventory {
         template::render_host(world, host, self.host_vars(host)).map_err(|e| {
             InventoryError::Template {
                 host: host.to_string(),
+                file: self.var_origin(host, &e.variable),
                 variable: e.variable,
                 message: e.message,
-                sources: self.sources.clone(),
             }
         })
+    }
+
+    /// The file whose value of `var` wins for `host` (the first source when unknown, as
+    /// for a `host:port` in a comma-separated host list).
+    pub fn var_origin(&self, host: &str, var: &str) -> PathBuf {
+        vars::origin(self, host, var)
+            .map(|p| p.to_path_buf())
+            .or_else(|| self.sources.first().cloned())
+            .unwrap_or_else(|| PathBuf::from("the inventory"))
     }
 
     /// Same JSON as `ansible-inventory -i ... --list`.

@@ -261,14 +261,17 @@ fn single_expression(s: &str) -> Option<&str> {
 }
 
 fn describe(e: &Error, _scope: &HostScope) -> String {
-    let mut msg = match e.kind() {
-        ErrorKind::UndefinedError => "undefined variable".to_string(),
-        _ => e.kind().to_string(),
+    let mut msg = match (e.kind(), e.detail()) {
+        // A failure inside a variable this one uses, already worded as such.
+        (ErrorKind::InvalidOperation, Some(d)) if d.starts_with("in `") => d.to_string(),
+        (ErrorKind::UndefinedError, d) => {
+            format!(
+                "undefined variable{}",
+                d.map(|d| format!(": {d}")).unwrap_or_default()
+            )
+        }
+        (k, d) => format!("{k}{}", d.map(|d| format!(": {d}")).unwrap_or_default()),
     };
-    if let Some(d) = e.detail() {
-        msg.push_str(": ");
-        msg.push_str(d);
-    }
     // A failure inside a variable this one uses says which.
     let mut src = std::error::Error::source(e);
     while let Some(inner) = src {
@@ -292,7 +295,11 @@ impl Object for HostScope {
                 // An error inside a variable used here: raised as this lookup's failure.
                 Err(m) => Some(JValue::from(Error::new(
                     ErrorKind::InvalidOperation,
-                    format!("in `{key}`: {m}"),
+                    format!(
+                        "in `{key}` of {} (set in {}): {m}",
+                        self.host,
+                        self.world.inventory.var_origin(&self.host, key).display()
+                    ),
                 ))),
             };
         }
@@ -494,5 +501,38 @@ all:
         let e = rendered(&i, "a").unwrap_err();
         assert_eq!(e.variable, "p");
         assert!(e.message.contains("loop: p -> q -> p"), "{e:?}");
+    }
+
+    #[test]
+    fn a_template_error_names_the_file_the_variable_came_from() {
+        let dir = std::env::temp_dir().join(format!("migfleet-origin-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("group_vars/gpus")).unwrap();
+        std::fs::create_dir_all(dir.join("host_vars")).unwrap();
+        let hosts = dir.join("hosts.ini");
+        std::fs::write(&hosts, "[gpus]\ngpu1 base='{{ nope }}'\ngpu2\n").unwrap();
+        let site = dir.join("group_vars/gpus/site.yml");
+        std::fs::write(&site, "dir: \"/srv/{{ base }}\"\n").unwrap();
+        let hv = dir.join("host_vars/gpu2.yml");
+        std::fs::write(&hv, "base: \"{{ 1 + }}\"\n").unwrap();
+        let i = Inventory::load(std::slice::from_ref(&hosts)).unwrap();
+        let err = |h: &str| i.render_vars(h, || World::new(&i)).unwrap_err().to_string();
+        // `dir` fails because `base` (set in the INI file for gpu1) does.
+        let e = err("gpu1");
+        assert!(
+            e.starts_with(&format!(
+                "host `gpu1`: variable `base` (set in {})",
+                hosts.display()
+            )) || e.starts_with(&format!(
+                "host `gpu1`: variable `dir` (set in {})",
+                site.display()
+            )),
+            "{e}"
+        );
+        assert!(e.contains(&hosts.display().to_string()), "{e}");
+        let e = err("gpu2");
+        assert!(e.contains(&hv.display().to_string()), "{e}");
+        assert_eq!(i.var_origin("gpu2", "dir"), site);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -1,15 +1,23 @@
 //! `group_vars/` and `host_vars/` beside each source (files or per-name directories) and the Ansible merge order for a host's variables.
 
 use super::yaml::yaml_error;
-use super::{DirWalk, Inventory, InventoryError, Vars, parse_err, yaml11};
+use super::{DirWalk, Inventory, InventoryError, Origins, Vars, parse_err, yaml11};
 use indexmap::IndexMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Variables from the `group_vars/` and `host_vars/` directories of one inventory source.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SourceVars {
-    pub(crate) groups: IndexMap<String, Vars>,
-    pub(crate) hosts: IndexMap<String, Vars>,
+    pub(crate) groups: IndexMap<String, Layer>,
+    pub(crate) hosts: IndexMap<String, Layer>,
+}
+
+/// One group's or host's variables from its vars files, with the file each came from.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Layer {
+    pub(crate) vars: Vars,
+    pub(crate) origins: Origins,
 }
 
 /// Ansible never treats these as variables of a host in `--list` output.
@@ -76,7 +84,7 @@ impl SourceVars {
 const EXTS: &[&str] = &["", ".yml", ".yaml", ".json"];
 
 /// The first of `<name>`, `<name>.yml`, `<name>.yaml`, `<name>.json` that exists; a directory is read recursively in sorted order.
-fn load_entity(dir: &Path, name: &str) -> Result<Option<Vars>, InventoryError> {
+fn load_entity(dir: &Path, name: &str) -> Result<Option<Layer>, InventoryError> {
     if name.starts_with('/') || name.is_empty() {
         return Ok(None);
     }
@@ -100,11 +108,13 @@ fn load_entity(dir: &Path, name: &str) -> Result<Option<Vars>, InventoryError> {
     if files.is_empty() {
         return Ok(None);
     }
-    let mut out = Vars::new();
+    let mut out = Layer::default();
     for f in files {
         if let Some(v) = load_vars_file(&f)? {
+            let file: Arc<Path> = Arc::from(f.as_path());
             for (k, val) in v {
-                out.insert(k, val);
+                out.origins.insert(k.clone(), file.clone());
+                out.vars.insert(k, val);
             }
         }
     }
@@ -193,47 +203,64 @@ pub(crate) fn sorted_groups(inv: &Inventory, host: &str) -> Vec<String> {
     gs
 }
 
-/// all inventory vars -> group inventory vars (sorted) -> group_vars/all (each source) ->
-/// group_vars/<group> (each source, sorted groups) -> host inventory vars -> host_vars/<host> (each source).
-pub(crate) fn merged_host_vars(inv: &Inventory, host: &str) -> Vars {
-    let mut out = Vars::new();
+/// The layers of a host's variables, later ones winning: all inventory vars -> group
+/// inventory vars (sorted) -> group_vars/all (each source) -> group_vars/<group> (each
+/// source, sorted groups) -> host inventory vars -> host_vars/<host> (each source).
+fn layers<'a>(inv: &'a Inventory, host: &str) -> Vec<(&'a Vars, &'a Origins)> {
+    let mut out = Vec::new();
     let Some(h) = inv.hosts.get(host) else {
         return out;
     };
-    let mut merge = |m: &Vars| {
-        for (k, v) in m {
-            out.insert(k.clone(), v.clone());
-        }
-    };
     if let Some(all) = inv.groups.get("all") {
-        merge(&all.vars);
+        out.push((&all.vars, &all.origins));
     }
     let groups = sorted_groups(inv, host);
     for g in &groups {
         if let Some(gr) = inv.groups.get(g) {
-            merge(&gr.vars);
+            out.push((&gr.vars, &gr.origins));
         }
     }
     for sv in &inv.file_vars {
-        if let Some(v) = sv.groups.get("all") {
-            merge(v);
+        if let Some(l) = sv.groups.get("all") {
+            out.push((&l.vars, &l.origins));
         }
     }
     for sv in &inv.file_vars {
         for g in &groups {
-            if let Some(v) = sv.groups.get(g) {
-                merge(v);
+            if let Some(l) = sv.groups.get(g) {
+                out.push((&l.vars, &l.origins));
             }
         }
     }
-    merge(&h.vars);
+    out.push((&h.vars, &h.origins));
     for sv in &inv.file_vars {
-        if let Some(v) = sv.hosts.get(host) {
-            merge(v);
+        if let Some(l) = sv.hosts.get(host) {
+            out.push((&l.vars, &l.origins));
+        }
+    }
+    out
+}
+
+/// A host's variables merged in Ansible's order (see [`layers`]).
+pub(crate) fn merged_host_vars(inv: &Inventory, host: &str) -> Vars {
+    let mut out = Vars::new();
+    for (vars, _) in layers(inv, host) {
+        for (k, v) in vars {
+            out.insert(k.clone(), v.clone());
         }
     }
     for k in INTERNAL_VARS {
         out.shift_remove(*k);
     }
     out
+}
+
+/// The file whose value of `var` wins for `host`.
+pub(crate) fn origin<'a>(inv: &'a Inventory, host: &str, var: &str) -> Option<&'a Path> {
+    layers(inv, host)
+        .into_iter()
+        .rev()
+        .find(|(vars, _)| vars.contains_key(var))
+        .and_then(|(_, origins)| origins.get(var))
+        .map(|p| &**p)
 }

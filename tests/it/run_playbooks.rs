@@ -966,12 +966,17 @@ fn inventory_templates_render_where_the_values_are_used() {
         "the agent went to the rendered directory: {}",
         r.shown
     );
-    lab.all_var("migfleet_agent_dir_typo: \"{{ no_such_var }}\"");
+    // A broken template in a group_vars file: the error names host, variable and that file.
+    let gv = lab.inventory.parent().unwrap().join("group_vars");
+    std::fs::create_dir_all(&gv).unwrap();
+    let gv = gv.join("all.yml");
+    std::fs::write(&gv, "migfleet_agent_dir_typo: \"{{ no_such_var }}\"\n").unwrap();
     let r = lab.run(&pb, &[]);
     assert_eq!(r.code, 4, "{}", r.shown);
     assert!(
         r.stderr.contains(&format!("host `{tag}`"))
             && r.stderr.contains("variable `migfleet_agent_dir_typo`")
+            && r.stderr.contains(&gv.display().to_string())
             && r.stderr.contains("undefined"),
         "{}",
         r.shown
@@ -988,6 +993,9 @@ fn targets_are_reached_through_a_bastion() {
     use crate::support::testhost::{TestHost, client_key, write_known_hosts};
     let lab = Lab::new("jumped", &[&[("H100-80GB", 1)]]);
     let mut bastion = TestHost::start("bastion");
+    // At DEBUG1 sshd logs every direct-tcpip channel with its target.
+    bastion.restart_with_log_level("DEBUG1");
+    let forwarded = format!("target {} port {}", lab.hosts[0].address, lab.hosts[0].port);
     let kh = write_known_hosts(
         &lab.hosts[0].dir().join("known_hosts_all"),
         [&lab.hosts[0], &bastion].into_iter(),
@@ -1023,6 +1031,12 @@ fn targets_are_reached_through_a_bastion() {
     let r = run(&["--ssh-config", &cfg_s]);
     assert_eq!(r.code, 0, "{}", r.shown);
     assert!(bastion.accepted_connections() > before, "{}", bastion.log());
+    let forwards = bastion.log().matches(&forwarded).count();
+    assert!(
+        forwards > 0,
+        "no forwarding to the target in: {}",
+        bastion.log()
+    );
     // The same through the inventory's SSH arguments (no ssh_config).
     lab.all_var(&format!(
         "ansible_ssh_common_args: '-o ProxyJump=root@{}:{}'",
@@ -1033,6 +1047,11 @@ fn targets_are_reached_through_a_bastion() {
     let r = run(&["--private-key", &key]);
     assert_eq!(r.code, 0, "{}", r.shown);
     assert!(bastion.accepted_connections() > before, "{}", bastion.log());
+    assert!(
+        bastion.log().matches(&forwarded).count() > forwards,
+        "no new forwarding to the target in: {}",
+        bastion.log()
+    );
     // The bastion's own key is checked: with known_hosts lacking it, nothing connects.
     let only_target = write_known_hosts(
         &lab.hosts[0].dir().join("known_hosts_target"),

@@ -123,6 +123,7 @@ pub struct TestHost {
     pub port: u16,
     dir: TempDir,
     child: Option<Child>,
+    log_level: &'static str,
 }
 
 impl TestHost {
@@ -147,6 +148,7 @@ impl TestHost {
             port,
             dir,
             child: None,
+            log_level: "INFO",
         };
         std::fs::create_dir_all(h.remote_dir()).unwrap();
         keygen(&h.host_key_path(), &format!("hostkey-{tag}"));
@@ -213,7 +215,7 @@ impl TestHost {
         let cfg = format!(
             "ListenAddress {addr}\nPort {port}\n{hk}PidFile {pid}\nAuthorizedKeysFile {ak}\n\
 PermitRootLogin yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
-StrictModes no\nUsePAM no\nMaxStartups 500:30:1000\nMaxSessions 50\nLogLevel INFO\nPrintMotd no\n\
+StrictModes no\nUsePAM no\nMaxStartups 500:30:1000\nMaxSessions 50\nLogLevel {level}\nPrintMotd no\n\
 AcceptEnv LANG LC_*\nSubsystem sftp internal-sftp\n",
             addr = self.address,
             port = self.port,
@@ -224,6 +226,7 @@ AcceptEnv LANG LC_*\nSubsystem sftp internal-sftp\n",
                 .collect::<String>(),
             pid = d.join("sshd.pid").display(),
             ak = d.join("authorized_keys").display(),
+            level = self.log_level,
         );
         std::fs::write(d.join("sshd_config"), cfg).unwrap();
     }
@@ -288,6 +291,14 @@ AcceptEnv LANG LC_*\nSubsystem sftp internal-sftp\n",
         {
             let _ = Command::new("kill").arg(pid.to_string()).status();
         }
+    }
+
+    /// Restarts logging at `level` (`DEBUG1` shows each forwarded channel's target).
+    pub fn restart_with_log_level(&mut self, level: &'static str) {
+        self.stop();
+        self.log_level = level;
+        self.write_config();
+        self.launch();
     }
 
     /// Starts sshd again on the same address, port and key (after `stop`).
