@@ -388,6 +388,57 @@ async fn auth_failure_lists_tried_keys() {
     assert!(err.is_unreachable());
 }
 
+/// Keys held by a real `ssh-agent`, reached through the socket `IdentityAgent` names,
+/// authenticate a host for which no key file is given; `IdentityAgent none` turns the
+/// agent off and the same connection is refused.
+#[tokio::test]
+async fn ssh_agent_keys_authenticate() {
+    use migfleet::transport::ssh::IdentityAgent;
+    let host = TestHost::start("agentkeys");
+    let kh = write_known_hosts(&host.dir().join("kh"), [&host].into_iter());
+    let sock = host.dir().join("agent.sock");
+    let mut agent = std::process::Command::new("ssh-agent")
+        .args(["-D", "-a"])
+        .arg(&sock)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("ssh-agent runs (openssh-client)");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sock.exists() {
+        assert!(Instant::now() < deadline, "ssh-agent made no socket");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let added = std::process::Command::new("ssh-add")
+        .arg(client_key())
+        .env("SSH_AUTH_SOCK", &sock)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(added.success(), "ssh-add failed");
+    let mut target = host.target();
+    target.key_file = None;
+    target.identity_agent = IdentityAgent::Socket(sock.clone());
+    let mut opts = test_options(&kh, false);
+    opts.use_agent = true;
+    let mut t = connect(&target, &opts, load_known(&kh))
+        .await
+        .expect("the agent's key authenticates");
+    let out = t
+        .exec(&RemoteCommand::new(["echo", "via agent"]), None)
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, b"via agent\n");
+    target.identity_agent = IdentityAgent::Off;
+    let err = connect(&target, &opts, load_known(&kh))
+        .await
+        .err()
+        .expect("without the agent there is no key");
+    assert!(matches!(err, TransportError::Auth { .. }), "{err:?}");
+    let _ = agent.kill();
+    let _ = agent.wait();
+}
+
 #[test]
 fn shell_quote_round_trips_through_sh() {
     for arg in HOSTILE {

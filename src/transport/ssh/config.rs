@@ -31,11 +31,15 @@ pub struct Settings {
     pub user: Option<String>,
     pub identity_files: Vec<PathBuf>,
     pub identities_only: bool,
+    pub identity_agent: Option<super::IdentityAgent>,
     pub known_hosts_file: Option<PathBuf>,
     /// `StrictHostKeyChecking`: `Some(true)` refuse unknown keys, `Some(false)` record
     /// them (`accept-new`, and `no`, which migfleet treats as `accept-new`: a changed key
     /// is always refused).
     pub strict: Option<bool>,
+    /// `StrictHostKeyChecking no` was the value that won: said in a warning, since
+    /// OpenSSH would also connect to a host whose key changed and migfleet does not.
+    pub strict_no: bool,
     pub connect_timeout: Option<Duration>,
     pub server_alive_interval: Option<Duration>,
     /// `ProxyJump` hops, in order (empty: direct; `none` clears it).
@@ -53,6 +57,7 @@ const HANDLED: &[&str] = &[
     "user",
     "identityfile",
     "identitiesonly",
+    "identityagent",
     "userknownhostsfile",
     "stricthostkeychecking",
     "connecttimeout",
@@ -131,6 +136,25 @@ fn expand(p: &str) -> PathBuf {
     }
 }
 
+/// `IdentityAgent`: `none`, `SSH_AUTH_SOCK`, `$VARIABLE` (a socket path in the
+/// environment) or a socket path.
+fn identity_agent(v: &str) -> super::IdentityAgent {
+    use super::IdentityAgent;
+    if v.eq_ignore_ascii_case("none") {
+        return IdentityAgent::Off;
+    }
+    if v == "SSH_AUTH_SOCK" {
+        return IdentityAgent::Env;
+    }
+    if let Some(var) = v.strip_prefix('$') {
+        return std::env::var_os(var.trim_start_matches('{').trim_end_matches('}'))
+            .map_or(IdentityAgent::Off, |p| {
+                IdentityAgent::Socket(PathBuf::from(p))
+            });
+    }
+    IdentityAgent::Socket(expand(v))
+}
+
 fn jumps(v: &str) -> Vec<String> {
     if v.trim().eq_ignore_ascii_case("none") {
         return Vec::new();
@@ -161,6 +185,9 @@ fn apply(s: &mut Settings, key: &str, value: &str) -> bool {
         }
         "identityfile" => s.identity_files.push(expand(v)),
         "identitiesonly" => s.identities_only |= yes(v).unwrap_or(false),
+        "identityagent" => {
+            s.identity_agent.get_or_insert_with(|| identity_agent(v));
+        }
         "userknownhostsfile" => {
             // OpenSSH takes the first of a space-separated list.
             if let Some(first) = v.split_whitespace().next() {
@@ -169,10 +196,9 @@ fn apply(s: &mut Settings, key: &str, value: &str) -> bool {
         }
         "stricthostkeychecking" => {
             if s.strict.is_none() {
-                s.strict = Some(!matches!(
-                    v.to_ascii_lowercase().as_str(),
-                    "accept-new" | "no" | "off" | "false"
-                ));
+                let v = v.to_ascii_lowercase();
+                s.strict_no = matches!(v.as_str(), "no" | "off" | "false");
+                s.strict = Some(!(s.strict_no || v == "accept-new"));
             }
         }
         "connecttimeout" => {
@@ -325,6 +351,13 @@ pub fn target_for(
             conn.host
         ));
     }
+    if s.strict_no {
+        crate::report::warn_once(&format!(
+            "`StrictHostKeyChecking no` (for {}) is taken as `accept-new`: unknown host keys \
+             are recorded, a changed one is still refused",
+            conn.host
+        ));
+    }
     let jumps = s
         .proxy_jump
         .clone()
@@ -357,6 +390,7 @@ pub fn target_for(
         key_file: conn.key_file.clone(),
         identity_files: s.identity_files,
         identities_only: s.identities_only,
+        identity_agent: s.identity_agent.unwrap_or_default(),
         known_hosts: s.known_hosts_file,
         strict: s.strict,
         connect_timeout: s.connect_timeout,
@@ -413,6 +447,18 @@ mod tests {
             Some(PathBuf::from("/etc/fleet_known_hosts"))
         );
         assert_eq!(s.strict, Some(false));
+        assert!(!s.strict_no, "accept-new needs no warning");
+        assert_eq!(s.identity_agent, None);
+        for (v, want) in [
+            ("none", super::super::IdentityAgent::Off),
+            ("SSH_AUTH_SOCK", super::super::IdentityAgent::Env),
+            (
+                "/run/agent.sock",
+                super::super::IdentityAgent::Socket("/run/agent.sock".into()),
+            ),
+        ] {
+            assert_eq!(identity_agent(v), want, "{v}");
+        }
         assert_eq!(s.server_alive_interval, Some(Duration::from_secs(30)));
         assert_eq!(s.unsupported, ["localforward"]);
     }
@@ -429,6 +475,7 @@ mod tests {
         assert_eq!(s.proxy_jump, Some(vec!["root@10.0.0.1:22".to_string()]));
         assert_eq!(s.known_hosts_file, Some(PathBuf::from("/tmp/kh")));
         assert_eq!(s.strict, Some(false));
+        assert!(s.strict_no, "`no` is said in a warning");
         assert_eq!(s.port, Some(2022));
         assert_eq!(s.identity_files.len(), 1);
         assert_eq!(s.unsupported, ["-R"]);

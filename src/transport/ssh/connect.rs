@@ -59,6 +59,18 @@ impl Default for SshOptions {
     }
 }
 
+/// Where ssh-agent keys come from: ssh_config's `IdentityAgent`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum IdentityAgent {
+    /// The agent `SSH_AUTH_SOCK` names, if any (the default).
+    #[default]
+    Env,
+    /// `IdentityAgent none`: no agent.
+    Off,
+    /// The agent listening on this socket.
+    Socket(PathBuf),
+}
+
 /// One host to connect to.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Target {
@@ -74,6 +86,8 @@ pub struct Target {
     pub identity_files: Vec<PathBuf>,
     /// `IdentitiesOnly yes`: only the files named for this host (no defaults, no agent).
     pub identities_only: bool,
+    /// `IdentityAgent` for this host (and its jump hosts).
+    pub identity_agent: IdentityAgent,
     /// `UserKnownHostsFile` for this host (and its jump hosts).
     pub known_hosts: Option<PathBuf>,
     /// `StrictHostKeyChecking`: `Some(false)` records unknown keys (a changed key is
@@ -275,6 +289,7 @@ pub async fn connect(
             user: j.user.clone().unwrap_or_else(|| target.user.clone()),
             key_file: None,
             identity_files: j.identity_files.clone(),
+            identity_agent: target.identity_agent.clone(),
             ..Target::default()
         })
         .collect();
@@ -437,8 +452,13 @@ async fn authenticate(
             return Ok(());
         }
     }
-    if opts.use_agent && std::env::var_os("SSH_AUTH_SOCK").is_some() {
-        match russh::keys::agent::client::AgentClient::connect_env().await {
+    let socket = match &target.identity_agent {
+        IdentityAgent::Env => std::env::var_os("SSH_AUTH_SOCK").map(PathBuf::from),
+        IdentityAgent::Off => None,
+        IdentityAgent::Socket(p) => Some(p.clone()),
+    };
+    if let Some(socket) = socket.filter(|_| opts.use_agent) {
+        match russh::keys::agent::client::AgentClient::connect_uds(&socket).await {
             Ok(mut agent) => {
                 let ids = agent.request_identities().await.unwrap_or_default();
                 for id in ids {
@@ -457,7 +477,10 @@ async fn authenticate(
                     }
                 }
             }
-            Err(e) => tried.push(format!("ssh-agent (unavailable: {e})")),
+            Err(e) => tried.push(format!(
+                "ssh-agent at {} (unavailable: {e})",
+                socket.display()
+            )),
         }
     }
     Err(TransportError::Auth {

@@ -4,5 +4,5 @@ pub mod config;
 pub mod connect;
 pub mod known_hosts;
 
-pub use connect::{SshOptions, SshTransport, Target, connect};
+pub use connect::{IdentityAgent, SshOptions, SshTransport, Target, connect};
 pub use known_hosts::{KnownHosts, Verdict};
