@@ -115,11 +115,14 @@ fn extra_vars(items: &[String]) -> Result<Map<String, Value>, Failure> {
                     ))
                 })?
                 .map_or(Value::Null, |(v, _)| v);
-            let Value::Object(m) = v else {
+            let Value::Object(mut m) = v else {
                 return Err(Failure::options(format!(
                     "-e @{file}: expected a mapping of variables"
                 )));
             };
+            // `!unsafe` text is plain text to playbooks, as in the inventory.
+            m.values_mut()
+                .for_each(crate::inventory::template::unwrap_unsafe);
             out.extend(m);
         } else if let Some((k, v)) = item.split_once('=') {
             out.insert(k.trim().to_string(), Value::String(v.to_string()));
@@ -365,4 +368,32 @@ pub fn exec(args: Args, output: Output) -> Result<(), Failure> {
         });
     }
     recap::result(&stats, code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn extra_vars_files_are_read_as_ansible_reads_them() {
+        let dir = std::env::temp_dir().join(format!("migfleet-ev-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("vars.yml");
+        std::fs::write(
+            &f,
+            "base: &b {retries: 3}\ntuned:\n  <<: *b\ndrain: yes\nraw: !unsafe '{{ kept }}'\ntop: .inf\n",
+        )
+        .unwrap();
+        let v = extra_vars(&[format!("@{}", f.display()), "drain=later".into()]).unwrap();
+        assert_eq!(v["tuned"], json!({"retries": 3}));
+        assert_eq!(
+            v["raw"],
+            json!("{{ kept }}"),
+            "!unsafe is plain text to playbooks"
+        );
+        assert_eq!(v["top"], json!("inf"));
+        assert_eq!(v["drain"], json!("later"), "later -e wins");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

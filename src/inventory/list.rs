@@ -159,6 +159,9 @@ fn write_py(v: &Value, depth: usize, out: &mut String) {
             pad(out, depth);
             out.push(']');
         }
+        Value::Object(_) if super::yaml11::wide_number_text(v).is_some() => {
+            out.push_str(super::yaml11::wide_number_text(v).unwrap_or_default());
+        }
         Value::Object(m) if m.is_empty() => out.push_str("{}"),
         Value::Object(m) => {
             let mut keys: Vec<&String> = m.keys().collect();
@@ -181,7 +184,7 @@ fn write_py(v: &Value, depth: usize, out: &mut String) {
 
 /// Python's `repr(float)`: the shortest digits that round-trip, in fixed notation when
 /// the exponent is in -4..16 (always with a `.0` or fraction), else `1.5e+16` / `1e-05`.
-fn python_float(f: f64) -> String {
+pub(crate) fn python_float(f: f64) -> String {
     if f.is_nan() {
         return "NaN".into();
     }

@@ -2,6 +2,7 @@
 //! strings with their prefixes, `True`/`False`/`None`, lists, tuples, dicts, sets), mapped to
 //! JSON values: how Ansible types the values of INI inventories.
 
+use super::yaml11;
 use serde_json::{Map, Value};
 
 pub(crate) fn literal_eval(src: &str) -> Option<Value> {
@@ -320,6 +321,14 @@ impl P {
 }
 
 fn negate(v: Value) -> Option<Value> {
+    if let Some(t) = yaml11::wide_number_text(&v) {
+        let negated = match t.strip_prefix('-') {
+            Some(pos) => pos.to_string(),
+            None if t == "NaN" => t.to_string(),
+            None => format!("-{t}"),
+        };
+        return Some(yaml11::wide_number(&negated));
+    }
     match v {
         Value::Number(n) => {
             if let Some(i) = n.as_i64() {
@@ -354,7 +363,11 @@ fn int_value(digits: &str, radix: u32) -> Option<Value> {
     if let Ok(v) = u64::from_str_radix(&d, radix) {
         return Some(Value::from(v));
     }
-    // Beyond u64: a JSON reader yields a float, so produce the same.
+    // Beyond u64 Python keeps the exact integer: held as its decimal digits.
+    if let Ok(v) = u128::from_str_radix(&d, radix) {
+        return Some(yaml11::wide_number(&v.to_string()));
+    }
+    // Beyond that, rarely worth exact digits: a float, as a JSON reader gives.
     let mut f = 0f64;
     for c in d.chars() {
         f = f * f64::from(radix) + f64::from(c.to_digit(radix)?);
@@ -413,7 +426,10 @@ fn number_value(tok: &str) -> Option<Value> {
         }
     }
     let f: f64 = lower.replace('_', "").parse().ok()?;
-    serde_json::Number::from_f64(f).map(Value::Number)
+    Some(
+        serde_json::Number::from_f64(f)
+            .map_or_else(|| yaml11::wide_number("Infinity"), Value::Number),
+    )
 }
 
 fn key_string(k: &Value) -> Option<String> {
@@ -455,5 +471,18 @@ mod tests {
         assert_eq!(le("{a:1}"), None);
         assert_eq!(le("10.0.0.1"), None);
         assert_eq!(le("-abc"), None);
+        // Numbers JSON cannot hold keep Python's value.
+        let wide = |t: &str| Some(super::yaml11::wide_number(t));
+        assert_eq!(
+            le("123456789012345678901234"),
+            wide("123456789012345678901234")
+        );
+        assert_eq!(
+            le("-123456789012345678901234"),
+            wide("-123456789012345678901234")
+        );
+        assert_eq!(le("0xffffffffffffffffff"), wide("4722366482869645213695"));
+        assert_eq!(le("1e400"), wide("Infinity"));
+        assert_eq!(le("-1e400"), wide("-Infinity"));
     }
 }

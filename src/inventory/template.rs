@@ -78,10 +78,15 @@ pub fn render_host(
     Ok(out)
 }
 
-/// Replaces every `{"__ansible_unsafe": s}` inside `v` by `s`.
+/// Replaces every `{"__ansible_unsafe": s}` inside `v` by `s`, and every number JSON
+/// cannot hold by its text as Python's `str` gives it (`inf`, `nan`, the digits).
 pub fn unwrap_unsafe(v: &mut Value) {
     if let Some(s) = yaml11::unsafe_text(v) {
         *v = Value::String(s.to_string());
+        return;
+    }
+    if let Some(n) = plain_number(v) {
+        *v = n;
         return;
     }
     match v {
@@ -89,6 +94,19 @@ pub fn unwrap_unsafe(v: &mut Value) {
         Value::Object(m) => m.values_mut().for_each(unwrap_unsafe),
         _ => {}
     }
+}
+
+fn plain_number(v: &Value) -> Option<Value> {
+    let text = yaml11::wide_number_text(v)?;
+    Some(Value::String(
+        match text {
+            "Infinity" => "inf",
+            "-Infinity" => "-inf",
+            "NaN" => "nan",
+            digits => digits,
+        }
+        .to_string(),
+    ))
 }
 
 /// What every host's templates share: the inventory (for `groups` and `hostvars`) and the
@@ -215,6 +233,9 @@ impl HostScope {
     fn render_value(self: &Arc<Self>, v: &Value) -> Result<Value, String> {
         if let Some(s) = yaml11::unsafe_text(v) {
             return Ok(Value::String(s.to_string()));
+        }
+        if let Some(n) = plain_number(v) {
+            return Ok(n);
         }
         match v {
             Value::String(s) if is_template(s) => self.render_str(s),

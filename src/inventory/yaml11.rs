@@ -11,7 +11,7 @@
 
 use saphyr_parser::{Event, Marker, Parser, ScalarStyle, Span, Tag};
 use serde_json::{Map, Number, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Where a node starts: 1-based line and column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -192,12 +192,35 @@ impl Builder {
     }
 
     fn close_map(&mut self, pos: Pos, pairs: Vec<(Node, Node)>) -> Node {
-        // Merged pairs first, then the mapping's own pairs, which override them. In a list
-        // of merged maps a later map overrides an earlier one: that is what ansible-core
-        // 2.19 does (recorded in tests/cases/inventory/yaml11), although PyYAML's own
-        // flatten_mapping lets the earlier one win.
+        // As PyYAML 6.0.4 (what ansible-core installs) flattens merges: the merged pairs,
+        // in document order (every `<<`, and each mapping of a `<<` list), then the
+        // mapping's own pairs; a later pair overrides an earlier one with an equal key
+        // (a Python dict). A merged pair is skipped when "the same key" was merged
+        // already, which PyYAML decides by the identity of the key's text object: the
+        // same key node (an anchor merged twice), or a text Python keeps as one shared
+        // object (empty, or one character below U+0100) — so `a` merges first-wins
+        // while `ab` merges last-wins. Recorded in tests/cases/inventory/yaml11.
         let mut merged: Vec<(Node, Node)> = Vec::new();
         let mut own: Vec<(Node, Node)> = Vec::new();
+        let mut seen: HashSet<MergeId> = HashSet::new();
+        let mut take = |m: Vec<(String, Pos, Node)>, merged: &mut Vec<(Node, Node)>| {
+            for (k, p, n) in m {
+                let mut chars = k.chars();
+                let shared = match (chars.next(), chars.next()) {
+                    (None, _) => true,
+                    (Some(c), None) => (c as u32) < 0x100,
+                    _ => false,
+                };
+                let id = if shared {
+                    MergeId::Text(k.clone())
+                } else {
+                    MergeId::At(p.line, p.col)
+                };
+                if seen.insert(id) {
+                    merged.push((string_node(k, p), n));
+                }
+            }
+        };
         for (k, v) in pairs {
             let is_merge =
                 matches!(&k.value, NodeValue::Scalar(Value::String(s)) if s == MERGE_KEY);
@@ -206,14 +229,11 @@ impl Builder {
                 continue;
             }
             match v.value {
-                NodeValue::Map(m) => {
-                    merged.extend(m.into_iter().map(|(k, p, n)| (string_node(k, p), n)));
-                }
+                NodeValue::Map(m) => take(m, &mut merged),
                 NodeValue::Seq(items) => {
-                    let mut parts = Vec::new();
                     for item in items {
                         match item.value {
-                            NodeValue::Map(m) => parts.push(m),
+                            NodeValue::Map(m) => take(m, &mut merged),
                             other => {
                                 self.fail(
                                     item.pos,
@@ -224,9 +244,6 @@ impl Builder {
                                 );
                             }
                         }
-                    }
-                    for m in parts {
-                        merged.extend(m.into_iter().map(|(k, p, n)| (string_node(k, p), n)));
                     }
                 }
                 other => self.fail(
@@ -241,12 +258,13 @@ impl Builder {
         let mut out: Vec<(String, Pos, Node)> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
         for (k, v) in merged.into_iter().chain(own) {
-            let key = key_text(&k);
-            match index.get(&key) {
+            // Python dict semantics: equal keys (`1`, `1.0`, `true`) share one entry,
+            // shown as the first one was; the value is the last one's.
+            match index.get(&key_class(&k)) {
                 Some(i) => out[*i].2 = v,
                 None => {
-                    index.insert(key.clone(), out.len());
-                    out.push((key, k.pos, v));
+                    index.insert(key_class(&k), out.len());
+                    out.push((key_text(&k), k.pos, v));
                 }
             }
         }
@@ -255,6 +273,13 @@ impl Builder {
             value: NodeValue::Map(out),
         }
     }
+}
+
+/// Which merged key a pair is, as PyYAML 6.0.4 tells them apart (see `close_map`).
+#[derive(PartialEq, Eq, Hash)]
+enum MergeId {
+    Text(String),
+    At(usize, usize),
 }
 
 /// The merge key after resolution (a plain `<<` scalar resolves to this marker string;
@@ -268,18 +293,39 @@ fn string_node(s: String, pos: Pos) -> Node {
     }
 }
 
-/// A mapping key as the string Ansible's variables use (Python's `str()` of the key).
+/// A mapping key as `ansible-inventory --list` shows it (JSON's form of a Python key:
+/// `true`, `null`, `2.5`).
 fn key_text(k: &Node) -> String {
     match &k.value {
         NodeValue::Scalar(Value::String(s)) => s.clone(),
-        NodeValue::Scalar(Value::Bool(true)) => "True".into(),
-        NodeValue::Scalar(Value::Bool(false)) => "False".into(),
-        NodeValue::Scalar(Value::Null) => "None".into(),
-        NodeValue::Scalar(v) => match v.get(UNSAFE_KEY) {
-            Some(Value::String(s)) => s.clone(),
-            _ => v.to_string(),
+        NodeValue::Scalar(Value::Bool(b)) => b.to_string(),
+        NodeValue::Scalar(Value::Null) => "null".into(),
+        NodeValue::Scalar(Value::Number(n)) => match (n.is_f64(), n.as_f64()) {
+            (true, Some(f)) => crate::inventory::list::python_float(f),
+            _ => n.to_string(),
+        },
+        NodeValue::Scalar(v) => match unsafe_text(v).or_else(|| wide_number_text(v)) {
+            Some(s) => s.to_string(),
+            None => v.to_string(),
         },
         other => k_fallback(other),
+    }
+}
+
+/// When two keys are the same Python dict key: `1`, `1.0` and `true` are; `"1"` and `1`
+/// are not.
+fn key_class(k: &Node) -> String {
+    match &k.value {
+        NodeValue::Scalar(Value::Bool(b)) => format!("n:{}", u8::from(*b)),
+        NodeValue::Scalar(Value::Number(n)) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => format!("n:{i}"),
+            (_, Some(u), _) => format!("n:{u}"),
+            (_, _, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => format!("n:{}", f as i64),
+            (_, _, Some(f)) => format!("n:{f:e}"),
+            _ => format!("n:{n}"),
+        },
+        NodeValue::Scalar(Value::Null) => "null".into(),
+        _ => format!("s:{}", key_text(k)),
     }
 }
 
@@ -294,6 +340,24 @@ fn k_fallback(v: &NodeValue) -> String {
         )
         .unwrap_or_default(),
         NodeValue::Scalar(s) => s.to_string(),
+    }
+}
+
+/// The key under which a number JSON here cannot hold (an integer past 64 bits, an
+/// infinity, NaN) is kept, as the text Python's `json` prints for it (`Infinity`).
+pub const NUMBER_KEY: &str = "__migfleet_number";
+
+pub(crate) fn wide_number(text: &str) -> Value {
+    let mut m = Map::new();
+    m.insert(NUMBER_KEY.into(), Value::String(text.to_string()));
+    Value::Object(m)
+}
+
+/// The text of a number kept by [`NUMBER_KEY`], if `v` is one.
+pub fn wide_number_text(v: &Value) -> Option<&str> {
+    match v {
+        Value::Object(m) if m.len() == 1 => m.get(NUMBER_KEY).and_then(Value::as_str),
+        _ => None,
     }
 }
 
@@ -536,8 +600,8 @@ fn int_of(t: &str) -> Option<Value> {
     } else if let Ok(u) = u64::try_from(value) {
         Some(Value::Number(Number::from(u)))
     } else {
-        // Past 64 bits: Python keeps the exact integer; JSON here cannot, so the text stays.
-        Some(Value::String(t.to_string()))
+        // Past 64 bits: Python keeps the exact integer; held as its digits.
+        Some(wide_number(&value.to_string()))
     }
 }
 
@@ -550,9 +614,12 @@ fn float_value(f: f64) -> Value {
 fn float_of(t: &str) -> Option<Value> {
     let (neg, body) = split_sign(t);
     let sign = if neg { -1.0 } else { 1.0 };
-    // Infinities and NaN have no JSON form: they stay as written.
-    if matches!(body, ".inf" | ".Inf" | ".INF") || matches!(t, ".nan" | ".NaN" | ".NAN") {
-        return Some(Value::String(t.to_string()));
+    // Infinities and NaN have no JSON form: held as Python's json prints them.
+    if matches!(body, ".inf" | ".Inf" | ".INF") {
+        return Some(wide_number(if neg { "-Infinity" } else { "Infinity" }));
+    }
+    if matches!(t, ".nan" | ".NaN" | ".NAN") {
+        return Some(wide_number("NaN"));
     }
     // The mantissa and an optional `e[+-]digits`.
     let (mant, exp) = match body.find(['e', 'E']) {
@@ -824,8 +891,31 @@ mod tests {
     fn merge_keys_follow_ansibles_override_order() {
         let doc = "a: &a {x: 1, y: 1}\nb: &b {y: 2, z: 2}\nc:\n  <<: [*a, *b]\n  z: 3\nd:\n  <<: *b\n  '<<': literal\n";
         let v = parse(doc).unwrap().unwrap().to_json();
-        assert_eq!(v["c"], json!({"x": 1, "y": 2, "z": 3}));
+        // One-character keys: the first merged wins (PyYAML 6.0.4 dedups them).
+        assert_eq!(v["c"], json!({"x": 1, "y": 1, "z": 3}));
         assert_eq!(v["d"], json!({"y": 2, "z": 2, "<<": "literal"}));
+        // Longer keys: the last merged wins, in a list and across `<<` keys alike; an
+        // anchor merged twice counts once.
+        let doc = "a: &a {port: 1, user: a}\nb: &b {port: 2}\nc:\n  <<: [*a, *b]\nd:\n  <<: *b\n  <<: *a\ne:\n  <<: [*a, *b, *a]\n";
+        let v = parse(doc).unwrap().unwrap().to_json();
+        assert_eq!(v["c"], json!({"port": 2, "user": "a"}));
+        assert_eq!(v["d"], json!({"port": 1, "user": "a"}));
+        assert_eq!(v["e"], json!({"port": 2, "user": "a"}));
+    }
+
+    #[test]
+    fn keys_and_wide_numbers_read_as_python_holds_them() {
+        let doc = "k:\n  yes: a\n  1: b\n  ~: c\n  1.0: d\n  2.5: e\n  .inf: f\nn: [.inf, -.Inf, .NaN, 123456789012345678901234]\n";
+        let v = parse(doc).unwrap().unwrap().to_json();
+        // `yes` and `1` and `1.0` are one Python key, shown as the first was.
+        assert_eq!(
+            v["k"],
+            json!({"true": "d", "null": "c", "2.5": "e", "Infinity": "f"})
+        );
+        assert_eq!(
+            crate::inventory::python_json(&v["n"]),
+            "[\n    Infinity,\n    -Infinity,\n    NaN,\n    123456789012345678901234\n]"
+        );
     }
 
     #[test]
