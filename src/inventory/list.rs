@@ -162,6 +162,10 @@ fn write_py(v: &Value, depth: usize, out: &mut String) {
         Value::Object(_) if super::yaml11::wide_number_text(v).is_some() => {
             out.push_str(super::yaml11::wide_number_text(v).unwrap_or_default());
         }
+        Value::Object(_) if super::yaml11::datetime_text(v).is_some() => {
+            let iso = super::yaml11::datetime_text(v).unwrap_or_default();
+            out.push_str(&serde_json::to_string(iso).unwrap_or_default());
+        }
         Value::Object(m) if m.is_empty() => out.push_str("{}"),
         Value::Object(m) => {
             let mut keys: Vec<&String> = m.keys().collect();

@@ -85,7 +85,7 @@ pub fn unwrap_unsafe(v: &mut Value) {
         *v = Value::String(s.to_string());
         return;
     }
-    if let Some(n) = plain_number(v) {
+    if let Some(n) = plain_python(v) {
         *v = n;
         return;
     }
@@ -96,7 +96,12 @@ pub fn unwrap_unsafe(v: &mut Value) {
     }
 }
 
-fn plain_number(v: &Value) -> Option<Value> {
+/// A value kept in a marker for `--list` (a wide number, a timestamp) as templates and
+/// playbooks see it: Python's `str()` of it.
+fn plain_python(v: &Value) -> Option<Value> {
+    if let Some(iso) = yaml11::datetime_text(v) {
+        return Some(Value::String(iso.replacen('T', " ", 1)));
+    }
     let text = yaml11::wide_number_text(v)?;
     Some(Value::String(
         match text {
@@ -234,7 +239,7 @@ impl HostScope {
         if let Some(s) = yaml11::unsafe_text(v) {
             return Ok(Value::String(s.to_string()));
         }
-        if let Some(n) = plain_number(v) {
+        if let Some(n) = plain_python(v) {
             return Ok(n);
         }
         match v {
@@ -493,6 +498,9 @@ all:
     raw: !unsafe "{{ keep }}"
     clean: '{{ inventory_hostname | regex_replace("^gpu(\d+)\..*$", "node-\\1") }}'
     enabled: "{{ 'yes' | bool }}"
+    window: 2024-06-01 04:30:00
+    window_text: "{{ window }} UTC"
+    ceiling: .inf
   children:
     gpus:
       hosts:
@@ -510,6 +518,10 @@ all:
         assert_eq!(v["raw"], json!("{{ keep }}"), "!unsafe is never rendered");
         assert_eq!(v["clean"], json!("node-07"));
         assert_eq!(v["enabled"], json!(true));
+        // Timestamps and infinities as Python's str() gives them.
+        assert_eq!(v["window"], json!("2024-06-01 04:30:00"));
+        assert_eq!(v["window_text"], json!("2024-06-01 04:30:00 UTC"));
+        assert_eq!(v["ceiling"], json!("inf"));
     }
 
     #[test]

@@ -304,7 +304,10 @@ fn key_text(k: &Node) -> String {
             (true, Some(f)) => crate::inventory::list::python_float(f),
             _ => n.to_string(),
         },
-        NodeValue::Scalar(v) => match unsafe_text(v).or_else(|| wide_number_text(v)) {
+        NodeValue::Scalar(v) => match unsafe_text(v)
+            .or_else(|| wide_number_text(v))
+            .or_else(|| datetime_text(v))
+        {
             Some(s) => s.to_string(),
             None => v.to_string(),
         },
@@ -357,6 +360,19 @@ pub(crate) fn wide_number(text: &str) -> Value {
 pub fn wide_number_text(v: &Value) -> Option<&str> {
     match v {
         Value::Object(m) if m.len() == 1 => m.get(NUMBER_KEY).and_then(Value::as_str),
+        _ => None,
+    }
+}
+
+/// The key under which a timestamp with a time is kept, in the ISO form
+/// `ansible-inventory --list` prints (`2024-06-01T04:30:00`); templates and playbooks see
+/// Python's `str()` of it (`2024-06-01 04:30:00`).
+pub const DATETIME_KEY: &str = "__migfleet_datetime";
+
+/// The ISO text of a timestamp kept by [`DATETIME_KEY`], if `v` is one.
+pub fn datetime_text(v: &Value) -> Option<&str> {
+    match v {
+        Value::Object(m) if m.len() == 1 => m.get(DATETIME_KEY).and_then(Value::as_str),
         _ => None,
     }
 }
@@ -820,7 +836,9 @@ fn timestamp_of(t: &str) -> Option<Value> {
     if let Some(z) = zone {
         out.push_str(&z);
     }
-    Some(Value::String(out))
+    let mut m = Map::new();
+    m.insert(DATETIME_KEY.into(), Value::String(out));
+    Some(Value::Object(m))
 }
 
 fn valid_date(y: u32, m: u32, d: u32) -> Option<()> {
@@ -869,14 +887,17 @@ mod tests {
             ("-0", json!(0)),
             ("~", json!(null)),
             ("2024-06-01", json!("2024-06-01")),
-            ("2024-06-01 04:30:00", json!("2024-06-01T04:30:00")),
+            (
+                "2024-06-01 04:30:00",
+                json!({DATETIME_KEY: "2024-06-01T04:30:00"}),
+            ),
             (
                 "2024-06-01T04:30:00.5Z",
-                json!("2024-06-01T04:30:00.500000+00:00"),
+                json!({DATETIME_KEY: "2024-06-01T04:30:00.500000+00:00"}),
             ),
             (
                 "2024-6-1 4:30:00 +02:00",
-                json!("2024-06-01T04:30:00+02:00"),
+                json!({DATETIME_KEY: "2024-06-01T04:30:00+02:00"}),
             ),
             ("2024-13-01", json!("2024-13-01")),
             ("12:60", json!("12:60")),
