@@ -983,10 +983,10 @@ fn inventory_templates_render_where_the_values_are_used() {
     );
 }
 
-/// A target reached through a bastion: `ProxyJump` from ssh_config (`-F`) and from
-/// `ansible_ssh_common_args`, each hop's host key checked against known_hosts. The bastion
-/// authenticates migfleet, and with the bastion down the target is unreachable — the
-/// connection really runs through it.
+/// A target reached through a bastion: `ProxyJump` from ssh_config (`-F`), from
+/// `ansible_ssh_common_args`, and from `~/.ssh/config` alone (an inventory of bare host
+/// names), each hop's host key checked against known_hosts. The bastion's sshd logs each
+/// forwarded channel to the target, and with the bastion down the target is unreachable.
 #[test]
 fn targets_are_reached_through_a_bastion() {
     use crate::support::lab::Lab;
@@ -1073,8 +1073,60 @@ fn targets_are_reached_through_a_bastion() {
         "{}",
         r.shown
     );
+    // As most users have it: nothing but host names in the inventory, and ~/.ssh/config
+    // saying how to reach them (address, port, user, key, the bastion), ~/.ssh/known_hosts
+    // holding both keys; no migfleet option about SSH at all.
+    let home = lab.hosts[0].dir().join("home");
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    std::fs::copy(&kh, home.join(".ssh/known_hosts")).unwrap();
+    std::fs::write(
+        home.join(".ssh/config"),
+        format!(
+            "Host {tag}\n  HostName {}\n  Port {}\n  ProxyJump jump\n\nHost jump\n  HostName {}\n  Port {}\n\nHost *\n  User root\n  IdentityFile {key}\n  IdentitiesOnly yes\n",
+            lab.hosts[0].address,
+            lab.hosts[0].port,
+            bastion.address,
+            bastion.port,
+            tag = lab.hosts[0].tag,
+        ),
+    )
+    .unwrap();
+    lab.edit_inventory(|t| {
+        t.lines()
+            .filter(|l| {
+                let l = l.trim_start();
+                ![
+                    "ansible_host:",
+                    "ansible_port:",
+                    "ansible_user:",
+                    "ansible_ssh_",
+                ]
+                .iter()
+                .any(|k| l.starts_with(k))
+            })
+            .map(|l| format!("{l}\n"))
+            .collect()
+    });
+    let forwards = bastion.log().matches(&forwarded).count();
+    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/demo.lua");
+    let demo = demo.display().to_string();
+    let run_home = || {
+        crate::support::migfleet_env(
+            lab.hosts[0].dir(),
+            &["run", &demo, "-i", &inv, "--no-retry-file"],
+            &[("HOME", &home)],
+        )
+    };
+    let r = run_home();
+    assert_eq!(r.code, 0, "{}", r.shown);
+    assert!(
+        bastion.log().matches(&forwarded).count() > forwards,
+        "not through the bastion: {}",
+        bastion.log()
+    );
+    // With the bastion down the target is unreachable: the connection runs through it.
     bastion.stop();
-    let r = run(&["--private-key", &key]);
+    let r = run_home();
     assert_ne!(r.code, 0, "{}", r.shown);
     assert!(r.stdout.contains("jump host"), "{}", r.shown);
 }

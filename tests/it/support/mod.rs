@@ -75,6 +75,17 @@ pub fn migfleet<S: AsRef<str>>(args: &[S]) -> Run {
 /// Runs `migfleet ARGS` in `dir`.
 #[allow(dead_code)]
 pub fn migfleet_in<S: AsRef<str>>(dir: &std::path::Path, args: &[S]) -> Run {
+    migfleet_env(dir, args, &[])
+}
+
+/// Runs `migfleet ARGS` in `dir` with these environment variables set (`HOME`, to give
+/// it a `~/.ssh` of the test's own).
+#[allow(dead_code)]
+pub fn migfleet_env<S: AsRef<str>>(
+    dir: &std::path::Path,
+    args: &[S],
+    env: &[(&str, &std::path::Path)],
+) -> Run {
     let mut args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
     // The checkout's own playbooks (given by relative path) leave no retry file in it;
     // playbooks in temp dirs keep the default, which the rolling tests check.
@@ -89,6 +100,7 @@ pub fn migfleet_in<S: AsRef<str>>(dir: &std::path::Path, args: &[S]) -> Run {
     let out = Command::new(env!("CARGO_BIN_EXE_migfleet"))
         .args(&args)
         .current_dir(dir)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .expect("the migfleet binary runs");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
