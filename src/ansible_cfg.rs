@@ -1,5 +1,6 @@
 //! `ansible.cfg` as Ansible finds and reads it, for the settings a fleet run shares with
 //! Ansible: `[defaults] inventory`, `remote_user`, `private_key_file`, `forks`, `timeout`,
+//! `vault_password_file`, `vault_identity_list`,
 //! each overridden by its environment variable (`ANSIBLE_INVENTORY`, ...) as in Ansible.
 //! Command-line options override both.
 //!
@@ -23,6 +24,10 @@ pub struct AnsibleConfig {
     pub private_key_file: Option<PathBuf>,
     pub forks: Option<usize>,
     pub timeout: Option<u64>,
+    /// `vault_password_file` / `ANSIBLE_VAULT_PASSWORD_FILE`.
+    pub vault_password_file: Option<PathBuf>,
+    /// `vault_identity_list` / `ANSIBLE_VAULT_IDENTITY_LIST`: `[LABEL@]FILE`s.
+    pub vault_identity_list: Vec<String>,
 }
 
 /// Ansible's default inventory when nothing names one.
@@ -63,6 +68,10 @@ impl AnsibleConfig {
                     }
                     "forks" => cfg.forks = Some(number(&value, &at(), "forks")?),
                     "timeout" => cfg.timeout = Some(number(&value, &at(), "timeout")?),
+                    "vault_password_file" => {
+                        cfg.vault_password_file = Some(one_path(&value, Some(&base), home));
+                    }
+                    "vault_identity_list" => cfg.vault_identity_list = id_list(&value),
                     _ => {}
                 }
             }
@@ -83,6 +92,12 @@ impl AnsibleConfig {
         }
         if let Some(v) = env("ANSIBLE_TIMEOUT") {
             cfg.timeout = Some(number(&v, "ANSIBLE_TIMEOUT", "timeout")?);
+        }
+        if let Some(v) = env("ANSIBLE_VAULT_PASSWORD_FILE") {
+            cfg.vault_password_file = Some(one_path(&v, cwd, home));
+        }
+        if let Some(v) = env("ANSIBLE_VAULT_IDENTITY_LIST") {
+            cfg.vault_identity_list = id_list(&v);
         }
         Ok(cfg)
     }
@@ -191,6 +206,14 @@ fn path_list(v: &str, base: Option<&Path>, home: Option<&Path>) -> Vec<PathBuf> 
         .collect()
 }
 
+fn id_list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 fn number<T: std::str::FromStr>(v: &str, at: &str, what: &str) -> Result<T, String> {
     v.trim()
         .parse()
@@ -214,7 +237,7 @@ mod tests {
         let work = tmp("work");
         std::fs::write(
             work.join("ansible.cfg"),
-            "# fleet\n[defaults]\ninventory = inventories/prod.yml, /etc/extra.ini\nremote_user: ops ; the admin\nforks=25\nprivate_key_file = ~/.ssh/fleet\n[ssh_connection]\ntimeout = 99\n",
+            "# fleet\n[defaults]\ninventory = inventories/prod.yml, /etc/extra.ini\nremote_user: ops ; the admin\nforks=25\nprivate_key_file = ~/.ssh/fleet\nvault_password_file = .vault_pass\nvault_identity_list = dev@dev.txt, prod@prod.sh\n[ssh_connection]\ntimeout = 99\n",
         )
         .unwrap();
         let none = |_: &str| None;
@@ -231,6 +254,8 @@ mod tests {
         assert_eq!(cfg.forks, Some(25));
         assert_eq!(cfg.timeout, None, "only [defaults] counts");
         assert_eq!(cfg.private_key_file, Some(home.join(".ssh/fleet")));
+        assert_eq!(cfg.vault_password_file, Some(work.join(".vault_pass")));
+        assert_eq!(cfg.vault_identity_list, ["dev@dev.txt", "prod@prod.sh"]);
         let env = |k: &str| match k {
             "ANSIBLE_INVENTORY" => Some("a.yml,b.yml".to_string()),
             "ANSIBLE_FORKS" => Some("7".to_string()),

@@ -74,6 +74,20 @@ pub struct InventoryLimits {
     /// past it, it is stopped with whatever it started.
     #[arg(long, value_name = "SECONDS", default_value_t = inventory::DEFAULT_SCRIPT_TIMEOUT.as_secs(), value_parser = parse_day_seconds)]
     pub inventory_timeout: u64,
+    /// File holding the Ansible Vault password, or an executable printing it, for
+    /// vault-encrypted vars files and `!vault` values; repeat for several [also:
+    /// `vault_password_file` in ansible.cfg, $ANSIBLE_VAULT_PASSWORD_FILE].
+    #[arg(
+        long = "vault-password-file",
+        value_name = "FILE",
+        help_heading = "Vault"
+    )]
+    pub vault_password_files: Vec<PathBuf>,
+    /// A vault id, `[LABEL@]FILE`, as Ansible's `--vault-id`: values labelled LABEL try
+    /// its password first; repeat for several [also: `vault_identity_list` in ansible.cfg,
+    /// $ANSIBLE_VAULT_IDENTITY_LIST].
+    #[arg(long = "vault-id", value_name = "[LABEL@]FILE", help_heading = "Vault")]
+    pub vault_ids: Vec<String>,
 }
 
 impl InventoryLimits {
@@ -84,9 +98,32 @@ impl InventoryLimits {
         }
     }
 
-    /// Loads the sources within these limits.
+    /// Loads the sources within these limits, with the vault passwords.
     pub fn load(&self, sources: &[PathBuf]) -> Result<Inventory, Failure> {
-        Inventory::load_with(sources, self.limits()).map_err(|e| Failure::parse(e.to_string()))
+        Inventory::load_vaulted(sources, self.limits(), self.vault()?)
+            .map_err(|e| Failure::parse(e.to_string()))
+    }
+
+    /// The vault passwords: `--vault-id`s and `--vault-password-file`s, then ansible.cfg's
+    /// and the environment's. Read once per process (a password script runs once).
+    pub fn vault(&self) -> Result<inventory::vault::Secrets, Failure> {
+        static SECRETS: std::sync::OnceLock<Result<inventory::vault::Secrets, String>> =
+            std::sync::OnceLock::new();
+        let cfg = ansible_config()?;
+        SECRETS
+            .get_or_init(|| {
+                let mut ids = self.vault_ids.clone();
+                ids.extend(cfg.vault_identity_list.iter().cloned());
+                let mut files = self.vault_password_files.clone();
+                if let Some(f) = &cfg.vault_password_file
+                    && !files.contains(f)
+                {
+                    files.push(f.clone());
+                }
+                inventory::vault::load_secrets(&ids, &files)
+            })
+            .clone()
+            .map_err(Failure::options)
     }
 }
 

@@ -100,12 +100,22 @@ fn write_retry_file(path: &std::path::Path, hosts: &[String]) -> std::io::Result
     })
 }
 
-fn extra_vars(items: &[String]) -> Result<Map<String, Value>, Failure> {
+/// `-e` as Ansible reads it: `key=value`, or `@FILE` (YAML 1.1, vault-encrypted or not);
+/// `vault` gives the vault passwords, asked for only when a file needs them.
+fn extra_vars(
+    items: &[String],
+    vault: impl Fn() -> Result<crate::inventory::vault::Secrets, Failure>,
+) -> Result<Map<String, Value>, Failure> {
     let mut out = Map::new();
     for item in items {
         if let Some(file) = item.strip_prefix('@') {
-            let text = crate::input::read_text(file)
+            let mut text = crate::input::read_text(file)
                 .map_err(|e| Failure::options(format!("-e @{file}: {e}")))?;
+            if crate::inventory::vault::is_vault(&text) {
+                text = vault()?
+                    .decrypt(&text)
+                    .map_err(|e| Failure::options(format!("-e @{file}: {e}")))?;
+            }
             // As Ansible reads it: YAML 1.1 (`yes` is true, merge keys, `!unsafe`).
             let v: Value = crate::inventory::yaml11::parse_json(&text)
                 .map_err(|e| {
@@ -120,9 +130,17 @@ fn extra_vars(items: &[String]) -> Result<Map<String, Value>, Failure> {
                     "-e @{file}: expected a mapping of variables"
                 )));
             };
-            // `!unsafe` text is plain text to playbooks, as in the inventory.
-            m.values_mut()
-                .for_each(crate::inventory::template::unwrap_unsafe);
+            // `!unsafe` and `!vault` values are plain text to playbooks, as in the inventory.
+            let needs_vault = m.values().any(has_vault);
+            let secrets = if needs_vault {
+                vault()?
+            } else {
+                Default::default()
+            };
+            for (k, v) in m.iter_mut() {
+                crate::inventory::template::plain_value(v, &secrets)
+                    .map_err(|e| Failure::options(format!("-e @{file}: `{k}`: {e}")))?;
+            }
             out.extend(m);
         } else if let Some((k, v)) = item.split_once('=') {
             out.insert(k.trim().to_string(), Value::String(v.to_string()));
@@ -182,7 +200,7 @@ pub fn exec(args: Args, output: Output) -> Result<(), Failure> {
             &args.playbook,
         ))),
         configs: Default::default(),
-        extra_vars: extra_vars(&args.extra_vars)?,
+        extra_vars: extra_vars(&args.extra_vars, || args.fleet.inventory_limits.vault())?,
     };
     let limits = Limits::default();
     // The state stays alive as long as the plays whose functions live in it.
@@ -370,6 +388,16 @@ pub fn exec(args: Args, output: Output) -> Result<(), Failure> {
     recap::result(&stats, code)
 }
 
+fn has_vault(v: &Value) -> bool {
+    match v {
+        Value::Object(m) => {
+            crate::inventory::yaml11::vault_text(v).is_some() || m.values().any(has_vault)
+        }
+        Value::Array(items) => items.iter().any(has_vault),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -385,7 +413,10 @@ mod tests {
             "base: &b {retries: 3}\ntuned:\n  <<: *b\ndrain: yes\nraw: !unsafe '{{ kept }}'\ntop: .inf\n",
         )
         .unwrap();
-        let v = extra_vars(&[format!("@{}", f.display()), "drain=later".into()]).unwrap();
+        let v = extra_vars(&[format!("@{}", f.display()), "drain=later".into()], || {
+            Ok(Default::default())
+        })
+        .unwrap();
         assert_eq!(v["tuned"], json!({"retries": 3}));
         assert_eq!(
             v["raw"],

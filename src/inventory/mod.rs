@@ -9,6 +9,7 @@ pub mod range;
 mod script;
 pub mod template;
 mod vars;
+pub mod vault;
 mod yaml;
 pub(crate) mod yaml11;
 
@@ -159,12 +160,32 @@ pub struct Inventory {
     pub(crate) limits: Limits,
     /// The source file being parsed now: where variables set now come from.
     pub(crate) parsing: Option<Arc<Path>>,
+    /// The vault passwords: for vault-encrypted files as they are read, and `!vault`
+    /// values where they are used.
+    pub(crate) vault: vault::Secrets,
 }
 
 impl Default for Inventory {
     fn default() -> Self {
         Self::empty()
     }
+}
+
+/// A source or vars file's text, decrypted first when `ansible-vault` encrypted it whole.
+pub(crate) fn read_maybe_vaulted(
+    path: &Path,
+    secrets: &vault::Secrets,
+) -> Result<String, InventoryError> {
+    let text = crate::input::read_text(path).map_err(|e| InventoryError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    if !vault::is_vault(&text) {
+        return Ok(text);
+    }
+    secrets
+        .decrypt(&text)
+        .map_err(|m| parse_err(path, 1, None, format!("the file is {m}")))
 }
 
 /// Extensions skipped when scanning a directory source (Ansible's REJECT_EXTS + inventory ignores).
@@ -189,6 +210,7 @@ impl Inventory {
             depth: HashMap::new(),
             limits: Limits::default(),
             parsing: None,
+            vault: vault::Secrets::default(),
         };
         inv.add_group("all");
         inv.add_group("ungrouped");
@@ -205,8 +227,18 @@ impl Inventory {
 
     /// [`Inventory::load`] within these limits.
     pub fn load_with(sources: &[PathBuf], limits: Limits) -> Result<Inventory, InventoryError> {
+        Inventory::load_vaulted(sources, limits, vault::Secrets::default())
+    }
+
+    /// [`Inventory::load_with`], with vault passwords for encrypted files and values.
+    pub fn load_vaulted(
+        sources: &[PathBuf],
+        limits: Limits,
+        secrets: vault::Secrets,
+    ) -> Result<Inventory, InventoryError> {
         let mut inv = Inventory::empty();
         inv.limits = limits;
+        inv.vault = secrets;
         for src in sources {
             let text = src.to_string_lossy();
             if text.contains(',') && !src.exists() {
@@ -287,10 +319,7 @@ impl Inventory {
         if script::is_executable(path) {
             return script::parse(self, path);
         }
-        let text = crate::input::read_text(path).map_err(|e| InventoryError::Io {
-            path: path.to_path_buf(),
-            source: e,
-        })?;
+        let text = read_maybe_vaulted(path, &self.vault)?;
         if is_yaml_ext(path) {
             return yaml::parse(self, path, &text);
         }
@@ -600,7 +629,7 @@ impl Inventory {
         host: &str,
         world: impl FnOnce() -> std::sync::Arc<template::World>,
     ) -> Result<Vars, InventoryError> {
-        template::render_host(world, host, self.host_vars(host)).map_err(|e| {
+        template::render_host(world, host, self.host_vars(host), &self.vault).map_err(|e| {
             InventoryError::Template {
                 host: host.to_string(),
                 file: self.var_origin(host, &e.variable),

@@ -11,6 +11,7 @@
 //! `basename`, `dirname`, `quote`, `ternary`, `to_json`); `default`, `lower`, `upper`,
 //! `replace`, `join`, `int`, `bool`, `trim`, `split`, `length` are its own.
 
+use super::vault::Secrets;
 use super::{Inventory, yaml11};
 use minijinja::value::{Enumerator, Object, ObjectRepr};
 use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior, Value as JValue};
@@ -58,11 +59,15 @@ pub fn render_host(
     world: impl FnOnce() -> Arc<World>,
     host: &str,
     raw: Map<String, Value>,
+    vault: &Secrets,
 ) -> Result<Map<String, Value>, TemplateError> {
     if !raw.values().any(has_template) {
         let mut out = raw;
-        for v in out.values_mut() {
-            unwrap_unsafe(v);
+        for (k, v) in out.iter_mut() {
+            plain_value(v, vault).map_err(|message| TemplateError {
+                variable: k.clone(),
+                message,
+            })?;
         }
         return Ok(out);
     }
@@ -78,21 +83,27 @@ pub fn render_host(
     Ok(out)
 }
 
-/// Replaces every `{"__ansible_unsafe": s}` inside `v` by `s`, and every number JSON
-/// cannot hold by its text as Python's `str` gives it (`inf`, `nan`, the digits).
-pub fn unwrap_unsafe(v: &mut Value) {
+/// `v` as playbooks see it: every `{"__ansible_unsafe": s}` inside it replaced by `s`,
+/// every `!vault` value by its decrypted text, every number JSON cannot hold by its text
+/// as Python's `str` gives it (`inf`, `nan`, the digits). Fails on a vault value no
+/// password opens.
+pub fn plain_value(v: &mut Value, vault: &Secrets) -> Result<(), String> {
     if let Some(s) = yaml11::unsafe_text(v) {
         *v = Value::String(s.to_string());
-        return;
+        return Ok(());
+    }
+    if let Some(text) = yaml11::vault_text(v) {
+        *v = Value::String(vault.decrypt(text)?);
+        return Ok(());
     }
     if let Some(n) = plain_python(v) {
         *v = n;
-        return;
+        return Ok(());
     }
     match v {
-        Value::Array(items) => items.iter_mut().for_each(unwrap_unsafe),
-        Value::Object(m) => m.values_mut().for_each(unwrap_unsafe),
-        _ => {}
+        Value::Array(items) => items.iter_mut().try_for_each(|i| plain_value(i, vault)),
+        Value::Object(m) => m.values_mut().try_for_each(|i| plain_value(i, vault)),
+        _ => Ok(()),
     }
 }
 
@@ -241,6 +252,9 @@ impl HostScope {
         }
         if let Some(n) = plain_python(v) {
             return Ok(n);
+        }
+        if let Some(text) = yaml11::vault_text(v) {
+            return self.world.inventory.vault.decrypt(text).map(Value::String);
         }
         match v {
             Value::String(s) if is_template(s) => self.render_str(s),
@@ -482,7 +496,7 @@ mod tests {
     }
 
     fn rendered(i: &Inventory, host: &str) -> Result<Map<String, Value>, TemplateError> {
-        render_host(|| World::new(i), host, i.host_vars(host))
+        render_host(|| World::new(i), host, i.host_vars(host), &i.vault)
     }
 
     #[test]

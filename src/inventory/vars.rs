@@ -64,7 +64,7 @@ impl SourceVars {
         let gdir = base.join("group_vars");
         if gdir.is_dir() {
             for g in inv.groups.keys() {
-                if let Some(v) = load_entity(&gdir, g)? {
+                if let Some(v) = load_entity(&gdir, g, &inv.vault)? {
                     sv.groups.insert(g.clone(), v);
                 }
             }
@@ -72,7 +72,7 @@ impl SourceVars {
         let hdir = base.join("host_vars");
         if hdir.is_dir() {
             for h in inv.hosts.keys() {
-                if let Some(v) = load_entity(&hdir, h)? {
+                if let Some(v) = load_entity(&hdir, h, &inv.vault)? {
                     sv.hosts.insert(h.clone(), v);
                 }
             }
@@ -84,7 +84,11 @@ impl SourceVars {
 const EXTS: &[&str] = &["", ".yml", ".yaml", ".json"];
 
 /// The first of `<name>`, `<name>.yml`, `<name>.yaml`, `<name>.json` that exists; a directory is read recursively in sorted order.
-fn load_entity(dir: &Path, name: &str) -> Result<Option<Layer>, InventoryError> {
+fn load_entity(
+    dir: &Path,
+    name: &str,
+    vault: &super::vault::Secrets,
+) -> Result<Option<Layer>, InventoryError> {
     if name.starts_with('/') || name.is_empty() {
         return Ok(None);
     }
@@ -110,7 +114,7 @@ fn load_entity(dir: &Path, name: &str) -> Result<Option<Layer>, InventoryError> 
     }
     let mut out = Layer::default();
     for f in files {
-        if let Some(v) = load_vars_file(&f)? {
+        if let Some(v) = load_vars_file(&f, vault)? {
             let file: Arc<Path> = Arc::from(f.as_path());
             for (k, val) in v {
                 out.origins.insert(k.clone(), file.clone());
@@ -156,11 +160,11 @@ fn dir_files(dir: &Path, out: &mut Vec<PathBuf>, walk: &mut DirWalk) -> Result<(
 }
 
 /// One vars file: a YAML/JSON mapping (empty file = nothing).
-pub(crate) fn load_vars_file(path: &Path) -> Result<Option<Vars>, InventoryError> {
-    let text = crate::input::read_text(path).map_err(|e| InventoryError::Io {
-        path: path.to_path_buf(),
-        source: e,
-    })?;
+pub(crate) fn load_vars_file(
+    path: &Path,
+    vault: &super::vault::Secrets,
+) -> Result<Option<Vars>, InventoryError> {
+    let text = super::read_maybe_vaulted(path, vault)?;
     let v = match yaml11::parse_json(&text).map_err(|e| yaml_error(path, &e))? {
         None | Some((serde_json::Value::Null, _)) => None,
         Some((serde_json::Value::Object(m), _)) => Some(m),

@@ -2,7 +2,8 @@
 //! are booleans, `07` is octal, `1_000` and `4:30` are integers, `1e3` is a string, dates
 //! and timestamps print as Ansible prints them), merge keys (`<<: *a`, `<<: [*a, *b]`)
 //! with ansible-core's override order, `!unsafe` kept verbatim (as `{"__ansible_unsafe": ...}`,
-//! the form `ansible-inventory --list` shows) and `!vault` refused. Built on the
+//! the form `ansible-inventory --list` shows) and `!vault` values kept encrypted (as
+//! `{"__ansible_vault": ...}`, decrypted where they are used). Built on the
 //! saphyr-parser events mig-parted files are read with, so every node keeps its line and
 //! column.
 //!
@@ -377,6 +378,17 @@ pub fn datetime_text(v: &Value) -> Option<&str> {
     }
 }
 
+/// The key under which `ansible-inventory --list` shows a `!vault` value.
+pub const VAULT_KEY: &str = "__ansible_vault";
+
+/// The vault text of a `!vault` value, if `v` is one.
+pub fn vault_text(v: &Value) -> Option<&str> {
+    match v {
+        Value::Object(m) if m.len() == 1 => m.get(VAULT_KEY).and_then(Value::as_str),
+        _ => None,
+    }
+}
+
 /// The key under which `ansible-inventory --list` shows an `!unsafe` value.
 pub const UNSAFE_KEY: &str = "__ansible_unsafe";
 
@@ -487,11 +499,13 @@ fn scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> Result<Value, St
                 m.insert(UNSAFE_KEY.into(), Value::String(text.to_string()));
                 Ok(Value::Object(m))
             }
-            (false, "!", "vault") => Err(
-                "this value is encrypted with Ansible Vault (`!vault`); migfleet does not decrypt vault values: \
-                 decrypt it (`ansible-vault decrypt_string`) or set the variable another way"
-                    .into(),
-            ),
+            (false, "!", "vault") => {
+                // Kept encrypted, as `ansible-inventory --list` shows it; decrypted where
+                // it is used (templates, playbooks), with the run's vault passwords.
+                let mut m = Map::new();
+                m.insert(VAULT_KEY.into(), Value::String(text.to_string()));
+                Ok(Value::Object(m))
+            }
             (true, _, "str") => Ok(Value::String(text.to_string())),
             (true, _, "null") => Ok(Value::Null),
             (true, _, "bool") => bool_of(text)
@@ -958,10 +972,17 @@ mod tests {
     }
 
     #[test]
-    fn vault_and_unknown_tags_are_refused_with_positions() {
-        let e = parse("a:\n  b: !vault |\n    $ANSIBLE_VAULT;1.1;AES256\n    6162\n").unwrap_err();
-        assert_eq!(e.pos.line, 2, "{e:?}");
-        assert!(e.message.contains("Ansible Vault"), "{e:?}");
+    fn vault_values_stay_encrypted_and_unknown_tags_are_refused_with_positions() {
+        let v = parse("a:\n  b: !vault |\n    $ANSIBLE_VAULT;1.1;AES256\n    6162\n")
+            .unwrap()
+            .unwrap()
+            .to_json();
+        assert_eq!(
+            v["a"]["b"],
+            json!({VAULT_KEY: "$ANSIBLE_VAULT;1.1;AES256\n6162\n"})
+        );
+        let e = parse("a: !vault [1]\n").unwrap_err();
+        assert!(e.message.contains("!vault"), "{e:?}");
         let e = parse("a: !python/object x\n").unwrap_err();
         assert!(e.message.contains("!python/object"), "{e:?}");
         let e = parse("a: [1, 2\n").unwrap_err();

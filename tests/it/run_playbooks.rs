@@ -1130,3 +1130,67 @@ fn targets_are_reached_through_a_bastion() {
     assert_ne!(r.code, 0, "{}", r.shown);
     assert!(r.stdout.contains("jump host"), "{}", r.shown);
 }
+
+/// Ansible Vault as `ansible-vault` (ansible-core 2.19) wrote it (tests/cases/vault): a
+/// `!vault` value and a whole encrypted group_vars file reach the playbook decrypted
+/// with `--vault-password-file`; without it the encrypted file stops the run before
+/// anything connects, and a `!vault` value alone fails the host whose variables hold
+/// it, naming host, variable and file.
+#[test]
+fn vault_values_and_files_are_decrypted_with_the_password() {
+    use crate::support::lab::Lab;
+    let cases = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases");
+    let lab = Lab::new("vault", &[&[("H100-80GB", 1)]]);
+    let tag = lab.hosts[0].tag.clone();
+    let inline =
+        std::fs::read_to_string(cases.join("inventory/vault_inline/inventory.yml")).unwrap();
+    // The recorded `db_pass: !vault |` block, moved under `all: vars:` (4 spaces deep).
+    let lines: Vec<&str> = inline
+        .lines()
+        .skip_while(|l| !l.contains("db_pass: !vault"))
+        .collect();
+    let indent = lines[0].len() - lines[0].trim_start().len();
+    let block: String = lines
+        .iter()
+        .map(|l| format!("    {}\n", &l[indent..]))
+        .collect();
+    lab.edit_inventory(|t| t.replacen("  vars:\n", &format!("  vars:\n{block}"), 1));
+    let gv = lab.inventory.parent().unwrap().join("group_vars");
+    std::fs::create_dir_all(&gv).unwrap();
+    std::fs::copy(cases.join("vault/group_vars_all.yml"), gv.join("all.yml")).unwrap();
+    let pw = cases.join("vault/password.txt").display().to_string();
+    let pb = lab.playbook(
+        "secrets.lua",
+        r#"return { hosts = "all", tasks = {
+  { name = "show", run = function(h) return { msg = "pass=" .. h.vars.db_pass .. " other=" .. h.vars.other } end } } }"#,
+    );
+    let r = lab.run(&pb, &["--vault-password-file", &pw]);
+    assert_eq!(r.code, 0, "{}", r.shown);
+    assert!(r.stdout.contains("pass=hunter2 other=two"), "{}", r.shown);
+    // Without the password the encrypted file cannot be read: nothing runs.
+    let r = lab.run(&pb, &[]);
+    assert_ne!(r.code, 0, "{}", r.shown);
+    assert!(
+        r.stderr.contains("group_vars/all.yml") && r.stderr.contains("no vault password"),
+        "{}",
+        r.shown
+    );
+    // Only the inline value left: the host that needs it fails, naming variable and file.
+    std::fs::remove_file(gv.join("all.yml")).unwrap();
+    let r = lab.run(&pb, &[]);
+    assert_ne!(r.code, 0, "{}", r.shown);
+    assert!(
+        r.stderr.contains(&format!("host `{tag}`"))
+            && r.stderr.contains("variable `db_pass`")
+            && r.stderr.contains(&lab.inventory.display().to_string())
+            && r.stderr.contains("no vault password was given"),
+        "{}",
+        r.shown
+    );
+    // A wrong password is told apart from none.
+    let wrong = lab.hosts[0].dir().join("wrong.txt");
+    std::fs::write(&wrong, "not it\n").unwrap();
+    let r = lab.run(&pb, &["--vault-id", &format!("prod@{}", wrong.display())]);
+    assert_ne!(r.code, 0, "{}", r.shown);
+    assert!(r.stderr.contains("tried"), "{}", r.shown);
+}
