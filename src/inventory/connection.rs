@@ -5,6 +5,18 @@ use serde_json::{Map, Value};
 use std::path::PathBuf;
 
 /// How the controller reaches a host.
+/// The `ansible_*` variables a connection is made from (with every `migfleet_*` one).
+pub const ANSIBLE_VARS_READ: &[&str] = &[
+    "ansible_host",
+    "ansible_port",
+    "ansible_user",
+    "ansible_connection",
+    "ansible_become",
+    "ansible_ssh_private_key_file",
+    "ansible_ssh_common_args",
+    "ansible_ssh_extra_args",
+];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnectionKind {
     Ssh,

@@ -64,23 +64,64 @@ pub fn render_host(
     if !raw.values().any(has_template) {
         let mut out = raw;
         for (k, v) in out.iter_mut() {
-            plain_value(v, vault).map_err(|message| TemplateError {
-                variable: k.clone(),
-                message,
-            })?;
+            let mut plain = v.clone();
+            match plain_value(&mut plain, vault) {
+                Ok(()) => *v = plain,
+                Err(message) => keep_encrypted(k, message)?,
+            }
         }
         return Ok(out);
     }
     let scope = Arc::new(HostScope::new(world(), host, raw.clone()));
     let mut out = Map::new();
-    for (k, _) in raw {
-        let v = scope.resolve(&k).map_err(|message| TemplateError {
-            variable: k.clone(),
-            message,
-        })?;
+    for (k, raw_v) in raw {
+        let v = match scope.resolve(&k) {
+            Ok(v) => v,
+            // A vault value nothing renders: left encrypted, as below.
+            Err(message) if !has_template(&raw_v) && has_vault(&raw_v) => {
+                keep_encrypted(&k, message)?;
+                raw_v
+            }
+            Err(message) => {
+                return Err(TemplateError {
+                    variable: k,
+                    message,
+                });
+            }
+        };
         out.insert(k, v);
     }
     Ok(out)
+}
+
+/// A vault value that cannot be decrypted (no password, or not the right one) fails
+/// only where it is used, as in Ansible: a variable the connection is made from (see
+/// [`super::connection::ANSIBLE_VARS_READ`], and every `migfleet_*`) fails the host now;
+/// any other is left encrypted for playbooks, with a warning naming it.
+fn keep_encrypted(variable: &str, message: String) -> Result<(), TemplateError> {
+    if variable.starts_with("migfleet_") || super::connection::ANSIBLE_VARS_READ.contains(&variable)
+    {
+        return Err(TemplateError {
+            variable: variable.to_string(),
+            message,
+        });
+    }
+    crate::report::warn_once(&format!(
+        "variable `{variable}` is {message}: left encrypted, playbooks see {{__ansible_vault = TEXT}}"
+    ));
+    Ok(())
+}
+
+/// Whether a `!vault` value is inside `v`.
+fn has_vault(v: &Value) -> bool {
+    if yaml11::vault_text(v).is_some() {
+        return true;
+    }
+    match v {
+        Value::Array(items) => items.iter().any(has_vault),
+        Value::Object(m) => m.values().any(has_vault),
+        _ => false,
+    }
 }
 
 /// `v` as playbooks see it: every `{"__ansible_unsafe": s}` inside it replaced by `s`,

@@ -1134,8 +1134,8 @@ fn targets_are_reached_through_a_bastion() {
 /// Ansible Vault as `ansible-vault` (ansible-core 2.19) wrote it (tests/cases/vault): a
 /// `!vault` value and a whole encrypted group_vars file reach the playbook decrypted
 /// with `--vault-password-file`; without it the encrypted file stops the run before
-/// anything connects, and a `!vault` value alone fails the host whose variables hold
-/// it, naming host, variable and file.
+/// anything connects, a `!vault` value nothing needs stays encrypted with a warning, and
+/// one the connection needs fails the host, naming host, variable and file.
 #[test]
 fn vault_values_and_files_are_decrypted_with_the_password() {
     use crate::support::lab::Lab;
@@ -1175,13 +1175,31 @@ fn vault_values_and_files_are_decrypted_with_the_password() {
         "{}",
         r.shown
     );
-    // Only the inline value left: the host that needs it fails, naming variable and file.
+    // Only the inline value left, and a playbook that does not read it: it stays
+    // encrypted, with a warning, and the run goes on (as in Ansible, a vault value fails
+    // only where it is used).
     std::fs::remove_file(gv.join("all.yml")).unwrap();
-    let r = lab.run(&pb, &[]);
+    let quiet = lab.playbook(
+        "quiet.lua",
+        r#"return { hosts = "all", tasks = {
+  { name = "look", run = function(h) return { msg = "vault text kept: " .. tostring(h.vars.db_pass.__ansible_vault ~= nil) } end } } }"#,
+    );
+    let r = lab.run(&quiet, &[]);
+    assert_eq!(r.code, 0, "{}", r.shown);
+    assert!(r.stdout.contains("vault text kept: true"), "{}", r.shown);
+    assert!(
+        r.stderr.contains("variable `db_pass`") && r.stderr.contains("left encrypted"),
+        "{}",
+        r.shown
+    );
+    // A variable the connection is made from, in a vault nobody can open, fails the host
+    // before it connects, naming host, variable and file.
+    lab.edit_inventory(|t| t.replacen("db_pass: !vault", "migfleet_lock_wait: !vault", 1));
+    let r = lab.run(&quiet, &[]);
     assert_ne!(r.code, 0, "{}", r.shown);
     assert!(
         r.stderr.contains(&format!("host `{tag}`"))
-            && r.stderr.contains("variable `db_pass`")
+            && r.stderr.contains("variable `migfleet_lock_wait`")
             && r.stderr.contains(&lab.inventory.display().to_string())
             && r.stderr.contains("no vault password was given"),
         "{}",
@@ -1190,7 +1208,10 @@ fn vault_values_and_files_are_decrypted_with_the_password() {
     // A wrong password is told apart from none.
     let wrong = lab.hosts[0].dir().join("wrong.txt");
     std::fs::write(&wrong, "not it\n").unwrap();
-    let r = lab.run(&pb, &["--vault-id", &format!("prod@{}", wrong.display())]);
+    let r = lab.run(
+        &quiet,
+        &["--vault-id", &format!("prod@{}", wrong.display())],
+    );
     assert_ne!(r.code, 0, "{}", r.shown);
     assert!(r.stderr.contains("tried"), "{}", r.shown);
 }
