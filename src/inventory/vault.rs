@@ -314,12 +314,12 @@ mod tests {
             file.display().to_string(),
             format!("prod@{}", script.display()),
         ] {
-            let s = load_secrets(&[spec.clone()], &[]).unwrap();
+            let s = load_secrets(std::slice::from_ref(&spec), &[]).unwrap();
             assert_eq!(s.decrypt(VALUE).unwrap(), "hunter2", "{spec}");
         }
         std::fs::write(&file, "\n").unwrap();
         assert!(
-            load_secrets(&[], &[file.clone()])
+            load_secrets(&[], std::slice::from_ref(&file))
                 .unwrap_err()
                 .contains("is empty")
         );
