@@ -1,6 +1,7 @@
 //! `ansible.cfg` as Ansible finds and reads it, for the settings a fleet run shares with
 //! Ansible: `[defaults] inventory`, `remote_user`, `private_key_file`, `forks`, `timeout`,
-//! `vault_password_file`, `vault_identity_list`,
+//! `vault_password_file`, `vault_identity_list`, `host_key_checking`, `remote_port`, and
+//! `[ssh_connection] ssh_args`, `ssh_common_args`, `ssh_extra_args`,
 //! each overridden by its environment variable (`ANSIBLE_INVENTORY`, ...) as in Ansible.
 //! Command-line options override both.
 //!
@@ -28,6 +29,16 @@ pub struct AnsibleConfig {
     pub vault_password_file: Option<PathBuf>,
     /// `vault_identity_list` / `ANSIBLE_VAULT_IDENTITY_LIST`: `[LABEL@]FILE`s.
     pub vault_identity_list: Vec<String>,
+    /// `host_key_checking` / `ANSIBLE_HOST_KEY_CHECKING`.
+    pub host_key_checking: Option<bool>,
+    /// `remote_port` / `ANSIBLE_REMOTE_PORT`: the port of hosts whose inventory names none.
+    pub remote_port: Option<u16>,
+    /// `[ssh_connection] ssh_args` / `ANSIBLE_SSH_ARGS`.
+    pub ssh_args: Option<String>,
+    /// `[ssh_connection] ssh_common_args` / `ANSIBLE_SSH_COMMON_ARGS`.
+    pub ssh_common_args: Option<String>,
+    /// `[ssh_connection] ssh_extra_args` / `ANSIBLE_SSH_EXTRA_ARGS`.
+    pub ssh_extra_args: Option<String>,
 }
 
 /// Ansible's default inventory when nothing names one.
@@ -55,7 +66,19 @@ impl AnsibleConfig {
                 crate::input::read_text(&file).map_err(|e| format!("{}: {e}", file.display()))?;
             let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
             let display = file.display().to_string();
-            for (line_no, key, value) in defaults_section(&text) {
+            for (line_no, key, value) in section(&text, "ssh_connection") {
+                match key.as_str() {
+                    "ssh_args" => cfg.ssh_args = Some(value),
+                    "ssh_common_args" => cfg.ssh_common_args = Some(value),
+                    "ssh_extra_args" => cfg.ssh_extra_args = Some(value),
+                    "host_key_checking" => {
+                        cfg.host_key_checking =
+                            Some(boolean(&value, &format!("{display}:{line_no}"), &key)?);
+                    }
+                    _ => {}
+                }
+            }
+            for (line_no, key, value) in section(&text, "defaults") {
                 let at = || format!("{display}:{line_no}");
                 match key.as_str() {
                     "inventory" | "hostfile" => {
@@ -72,6 +95,12 @@ impl AnsibleConfig {
                         cfg.vault_password_file = Some(one_path(&value, Some(&base), home));
                     }
                     "vault_identity_list" => cfg.vault_identity_list = id_list(&value),
+                    "host_key_checking" => {
+                        cfg.host_key_checking = Some(boolean(&value, &at(), &key)?);
+                    }
+                    "remote_port" => {
+                        cfg.remote_port = Some(number(&value, &at(), "remote_port")?);
+                    }
                     _ => {}
                 }
             }
@@ -98,6 +127,25 @@ impl AnsibleConfig {
         }
         if let Some(v) = env("ANSIBLE_VAULT_IDENTITY_LIST") {
             cfg.vault_identity_list = id_list(&v);
+        }
+        if let Some(v) = env("ANSIBLE_HOST_KEY_CHECKING") {
+            cfg.host_key_checking = Some(boolean(
+                &v,
+                "ANSIBLE_HOST_KEY_CHECKING",
+                "host_key_checking",
+            )?);
+        }
+        if let Some(v) = env("ANSIBLE_REMOTE_PORT") {
+            cfg.remote_port = Some(number(&v, "ANSIBLE_REMOTE_PORT", "remote_port")?);
+        }
+        if let Some(v) = env("ANSIBLE_SSH_ARGS") {
+            cfg.ssh_args = Some(v);
+        }
+        if let Some(v) = env("ANSIBLE_SSH_COMMON_ARGS") {
+            cfg.ssh_common_args = Some(v);
+        }
+        if let Some(v) = env("ANSIBLE_SSH_EXTRA_ARGS") {
+            cfg.ssh_extra_args = Some(v);
         }
         Ok(cfg)
     }
@@ -139,10 +187,10 @@ fn world_writable(dir: &Path) -> bool {
     std::fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o002 != 0)
 }
 
-/// `(line, key, value)` of the `[defaults]` section, as Python's configparser reads it:
+/// `(line, key, value)` of one section (`[defaults]`), as Python's configparser reads it:
 /// `key = value` or `key: value`, `#`/`;` comment lines, ` ;` inline comments, keys
 /// case-insensitive, continuation lines (indented) joined.
-fn defaults_section(text: &str) -> Vec<(usize, String, String)> {
+fn section(text: &str, name: &str) -> Vec<(usize, String, String)> {
     let mut out: Vec<(usize, String, String)> = Vec::new();
     let mut in_defaults = false;
     for (i, raw) in text.lines().enumerate() {
@@ -152,7 +200,7 @@ fn defaults_section(text: &str) -> Vec<(usize, String, String)> {
             continue;
         }
         if let Some(section) = trimmed.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
-            in_defaults = section.trim() == "defaults";
+            in_defaults = section.trim() == name;
             continue;
         }
         if !in_defaults {
@@ -214,6 +262,17 @@ fn id_list(v: &str) -> Vec<String> {
         .collect()
 }
 
+/// A boolean as Ansible's config reads one (`yes`/`no`, `true`/`false`, `on`/`off`, `1`/`0`).
+fn boolean(v: &str, at: &str, what: &str) -> Result<bool, String> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "yes" | "y" | "true" | "t" | "on" | "1" => Ok(true),
+        "no" | "n" | "false" | "f" | "off" | "0" => Ok(false),
+        _ => Err(format!(
+            "{at}: `{what}` must be a boolean (yes/no, true/false), found `{v}`"
+        )),
+    }
+}
+
 fn number<T: std::str::FromStr>(v: &str, at: &str, what: &str) -> Result<T, String> {
     v.trim()
         .parse()
@@ -237,7 +296,7 @@ mod tests {
         let work = tmp("work");
         std::fs::write(
             work.join("ansible.cfg"),
-            "# fleet\n[defaults]\ninventory = inventories/prod.yml, /etc/extra.ini\nremote_user: ops ; the admin\nforks=25\nprivate_key_file = ~/.ssh/fleet\nvault_password_file = .vault_pass\nvault_identity_list = dev@dev.txt, prod@prod.sh\n[ssh_connection]\ntimeout = 99\n",
+            "# fleet\n[defaults]\ninventory = inventories/prod.yml, /etc/extra.ini\nremote_user: ops ; the admin\nforks=25\nprivate_key_file = ~/.ssh/fleet\nvault_password_file = .vault_pass\nvault_identity_list = dev@dev.txt, prod@prod.sh\nremote_port = 2222\n[ssh_connection]\ntimeout = 99\nssh_common_args = -o ProxyJump=login\nhost_key_checking = False\n",
         )
         .unwrap();
         let none = |_: &str| None;
@@ -256,15 +315,20 @@ mod tests {
         assert_eq!(cfg.private_key_file, Some(home.join(".ssh/fleet")));
         assert_eq!(cfg.vault_password_file, Some(work.join(".vault_pass")));
         assert_eq!(cfg.vault_identity_list, ["dev@dev.txt", "prod@prod.sh"]);
+        assert_eq!(cfg.remote_port, Some(2222));
+        assert_eq!(cfg.ssh_common_args.as_deref(), Some("-o ProxyJump=login"));
+        assert_eq!(cfg.host_key_checking, Some(false));
         let env = |k: &str| match k {
             "ANSIBLE_INVENTORY" => Some("a.yml,b.yml".to_string()),
             "ANSIBLE_FORKS" => Some("7".to_string()),
+            "ANSIBLE_HOST_KEY_CHECKING" => Some("yes".to_string()),
             _ => None,
         };
         let cfg = AnsibleConfig::load_from(&env, Some(&home), Some(&work)).unwrap();
         assert_eq!(cfg.inventory, [work.join("a.yml"), work.join("b.yml")]);
         assert_eq!(cfg.inventory_from.as_deref(), Some("ANSIBLE_INVENTORY"));
         assert_eq!(cfg.forks, Some(7));
+        assert_eq!(cfg.host_key_checking, Some(true), "the environment wins");
         std::fs::write(work.join("ansible.cfg"), "[defaults]\nforks = many\n").unwrap();
         let e = AnsibleConfig::load_from(&none, Some(&home), Some(&work)).unwrap_err();
         assert!(

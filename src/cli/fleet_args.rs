@@ -249,6 +249,20 @@ impl FleetArgs {
         if let Some(k) = self.private_key.as_ref().or(cfg.private_key_file.as_ref()) {
             ssh.identity_files.insert(0, k.clone());
         }
+        ssh.cfg_args = crate::transport::ssh::connect::CfgArgs {
+            ssh_args: cfg.ssh_args.clone(),
+            common: cfg.ssh_common_args.clone(),
+            extra: cfg.ssh_extra_args.clone(),
+        };
+        ssh.default_port = cfg.remote_port;
+        if cfg.host_key_checking == Some(false) && !ssh.accept_new {
+            // Ansible would then connect to a host whose key changed; migfleet never does.
+            crate::report::warn_once(
+                "host_key_checking = False (ansible.cfg or ANSIBLE_HOST_KEY_CHECKING) is taken as \
+                 --accept-new-host-keys: unknown host keys are recorded, a changed one is still refused",
+            );
+            ssh.accept_new = true;
+        }
         let known =
             KnownHosts::load(&ssh.known_hosts).map_err(|e| Failure::options(e.to_string()))?;
         let builds = AgentBuilds::discover(self.agent_dir.as_deref()).map_err(|e| {

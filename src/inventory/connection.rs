@@ -34,8 +34,10 @@ pub struct Connection {
     pub port: u16,
     /// Whether `ansible_port` was given (else ssh_config's `Port` may apply).
     pub port_set: bool,
-    /// `ansible_ssh_common_args` then `ansible_ssh_extra_args`, as OpenSSH options.
-    pub ssh_args: String,
+    /// `ansible_ssh_common_args`, as OpenSSH options.
+    pub ssh_common_args: Option<String>,
+    /// `ansible_ssh_extra_args`, as OpenSSH options.
+    pub ssh_extra_args: Option<String>,
     /// `ansible_user`.
     pub user: Option<String>,
     /// `ansible_ssh_private_key_file` (`~` expanded).
@@ -306,20 +308,13 @@ impl Connection {
                 ));
             }
         };
-        let ssh_args = [
-            string("ansible_ssh_common_args")?,
-            string("ansible_ssh_extra_args")?,
-        ]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" ");
         Ok(Connection {
             host: host.to_string(),
             address,
             port,
             port_set: get("ansible_port").is_some(),
-            ssh_args,
+            ssh_common_args: string("ansible_ssh_common_args")?,
+            ssh_extra_args: string("ansible_ssh_extra_args")?,
             user: string("ansible_user")?,
             key_file,
             kind,

@@ -984,7 +984,8 @@ fn inventory_templates_render_where_the_values_are_used() {
 }
 
 /// A target reached through a bastion: `ProxyJump` from ssh_config (`-F`), from
-/// `ansible_ssh_common_args`, and from `~/.ssh/config` alone (an inventory of bare host
+/// ansible.cfg's `ssh_common_args`, from `ansible_ssh_common_args`, and from
+/// `~/.ssh/config` alone (an inventory of bare host
 /// names), each hop's host key checked against known_hosts. The bastion's sshd logs each
 /// forwarded channel to the target, and with the bastion down the target is unreachable.
 #[test]
@@ -1037,12 +1038,45 @@ fn targets_are_reached_through_a_bastion() {
         "no forwarding to the target in: {}",
         bastion.log()
     );
+    // The same through ansible.cfg's `[ssh_connection] ssh_common_args`, found in the
+    // working directory as Ansible finds it.
+    let work = lab.hosts[0].dir().join("project");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(
+        work.join("ansible.cfg"),
+        format!(
+            "[defaults]\ninventory = {inv}\n[ssh_connection]\nssh_common_args = -o ProxyJump=root@{}:{}\n",
+            bastion.address, bastion.port
+        ),
+    )
+    .unwrap();
+    let key = client_key().display().to_string();
+    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/demo.lua");
+    let demo = demo.display().to_string();
+    let forwards = bastion.log().matches(&forwarded).count();
+    let r = crate::support::migfleet_in(
+        &work,
+        &[
+            "run",
+            &demo,
+            "--known-hosts",
+            &kh,
+            "--private-key",
+            &key,
+            "--no-retry-file",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.shown);
+    assert!(
+        bastion.log().matches(&forwarded).count() > forwards,
+        "not through the bastion: {}",
+        bastion.log()
+    );
     // The same through the inventory's SSH arguments (no ssh_config).
     lab.all_var(&format!(
         "ansible_ssh_common_args: '-o ProxyJump=root@{}:{}'",
         bastion.address, bastion.port
     ));
-    let key = client_key().display().to_string();
     let before = bastion.accepted_connections();
     let r = run(&["--private-key", &key]);
     assert_eq!(r.code, 0, "{}", r.shown);
@@ -1108,8 +1142,6 @@ fn targets_are_reached_through_a_bastion() {
             .collect()
     });
     let forwards = bastion.log().matches(&forwarded).count();
-    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/demo.lua");
-    let demo = demo.display().to_string();
     let run_home = || {
         crate::support::migfleet_env(
             lab.hosts[0].dir(),

@@ -335,8 +335,28 @@ pub fn target_for(
     opts: &super::SshOptions,
 ) -> Result<super::Target, String> {
     let mut s = Settings::default();
-    let file = from_args(&conn.ssh_args, &mut s)
-        .map_err(|e| format!("ansible_ssh_common_args/ansible_ssh_extra_args: {e}"))?;
+    // In the order Ansible puts them on ssh's command line (a first value wins there, as
+    // here): ansible.cfg's ssh_args, then the common and extra arguments, the inventory's
+    // replacing ansible.cfg's.
+    let cfg = &opts.cfg_args;
+    let parts = [
+        ("ssh_args (ansible.cfg)", cfg.ssh_args.as_ref()),
+        match &conn.ssh_common_args {
+            Some(a) => ("ansible_ssh_common_args", Some(a)),
+            None => ("ssh_common_args (ansible.cfg)", cfg.common.as_ref()),
+        },
+        match &conn.ssh_extra_args {
+            Some(a) => ("ansible_ssh_extra_args", Some(a)),
+            None => ("ssh_extra_args (ansible.cfg)", cfg.extra.as_ref()),
+        },
+    ];
+    let mut file = None;
+    for (what, args) in parts {
+        if let Some(args) = args {
+            let f = from_args(args, &mut s).map_err(|e| format!("{what}: {e}"))?;
+            file = file.or(f);
+        }
+    }
     let file = file.or_else(|| opts.config_file.clone());
     let config = match &file {
         Some(f) => Some(load(f)?),
@@ -384,7 +404,7 @@ pub fn target_for(
         port: if conn.port_set {
             conn.port
         } else {
-            s.port.unwrap_or(conn.port)
+            opts.default_port.or(s.port).unwrap_or(conn.port)
         },
         user: conn.user.clone().or(s.user.clone()).unwrap_or(user),
         key_file: conn.key_file.clone(),
@@ -421,6 +441,39 @@ pub fn parse_jump(spec: &str) -> (Option<String>, String, Option<u16>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ansible_cfg_arguments_and_port_yield_to_the_inventory() {
+        let vars = |extra: &str| {
+            let v: serde_json::Value =
+                serde_json::from_str(&format!(r#"{{"ansible_host": "10.0.0.9"{extra}}}"#)).unwrap();
+            crate::inventory::Connection::from_vars("gpu1", v.as_object().unwrap()).unwrap()
+        };
+        let mut opts = super::super::SshOptions {
+            config_file: None,
+            default_port: Some(2200),
+            ..Default::default()
+        };
+        opts.cfg_args.ssh_args = Some("-o ConnectTimeout=7".into());
+        opts.cfg_args.common = Some("-o ProxyJump=ops@login:2022 -o User=cfg".into());
+        let t = target_for(&vars(""), "me".into(), &opts).unwrap();
+        assert_eq!(t.port, 2200, "remote_port for a host without ansible_port");
+        assert_eq!(t.connect_timeout, Some(Duration::from_secs(7)));
+        assert_eq!(t.jumps.len(), 1);
+        assert_eq!(t.jumps[0].port, 2022);
+        assert_eq!(t.user, "cfg");
+        // The inventory's arguments replace ansible.cfg's common ones; ansible_port wins.
+        let t = target_for(
+            &vars(r#", "ansible_port": 22, "ansible_ssh_common_args": "-o User=inv""#),
+            "me".into(),
+            &opts,
+        )
+        .unwrap();
+        assert_eq!(t.port, 22);
+        assert!(t.jumps.is_empty());
+        assert_eq!(t.user, "inv");
+        assert_eq!(t.connect_timeout, Some(Duration::from_secs(7)));
+    }
 
     fn cfg(text: &str) -> SshConfig {
         SshConfig::default()

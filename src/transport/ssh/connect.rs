@@ -32,6 +32,20 @@ pub struct SshOptions {
     /// The ssh_config file read for every host (`--ssh-config`, else `~/.ssh/config` when
     /// it exists).
     pub config_file: Option<PathBuf>,
+    /// ansible.cfg's SSH arguments: `ssh_args` (always), `ssh_common_args` and
+    /// `ssh_extra_args` (for hosts whose inventory gives no `ansible_ssh_*_args`).
+    pub cfg_args: CfgArgs,
+    /// ansible.cfg's `remote_port`: the port of hosts whose inventory names none, over
+    /// ssh_config's `Port`.
+    pub default_port: Option<u16>,
+}
+
+/// SSH arguments ansible.cfg gives every host (see [`SshOptions::cfg_args`]).
+#[derive(Debug, Clone, Default)]
+pub struct CfgArgs {
+    pub ssh_args: Option<String>,
+    pub common: Option<String>,
+    pub extra: Option<String>,
 }
 
 fn home() -> PathBuf {
@@ -55,6 +69,8 @@ impl Default for SshOptions {
                 .collect(),
             use_agent: true,
             config_file: super::config::default_path(),
+            cfg_args: CfgArgs::default(),
+            default_port: None,
         }
     }
 }

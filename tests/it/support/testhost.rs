@@ -419,6 +419,7 @@ pub fn test_options(known_hosts: &Path, accept_new: bool) -> SshOptions {
         identity_files: Vec::new(),
         use_agent: false,
         config_file: None,
+        ..SshOptions::default()
     }
 }
 
