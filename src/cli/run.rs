@@ -131,7 +131,7 @@ fn extra_vars(
                 )));
             };
             // `!unsafe` and `!vault` values are plain text to playbooks, as in the inventory.
-            let needs_vault = m.values().any(has_vault);
+            let needs_vault = m.values().any(crate::inventory::template::has_vault);
             let secrets = if needs_vault {
                 vault()?
             } else {
@@ -386,16 +386,6 @@ pub fn exec(args: Args, output: Output) -> Result<(), Failure> {
         });
     }
     recap::result(&stats, code)
-}
-
-fn has_vault(v: &Value) -> bool {
-    match v {
-        Value::Object(m) => {
-            crate::inventory::yaml11::vault_text(v).is_some() || m.values().any(has_vault)
-        }
-        Value::Array(items) => items.iter().any(has_vault),
-        _ => false,
-    }
 }
 
 #[cfg(test)]

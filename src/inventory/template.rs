@@ -113,7 +113,7 @@ fn keep_encrypted(variable: &str, message: String) -> Result<(), TemplateError> 
 }
 
 /// Whether a `!vault` value is inside `v`.
-fn has_vault(v: &Value) -> bool {
+pub fn has_vault(v: &Value) -> bool {
     if yaml11::vault_text(v).is_some() {
         return true;
     }

@@ -347,22 +347,32 @@ fn k_fallback(v: &NodeValue) -> String {
     }
 }
 
+/// A one-key marker object, `{KEY: text}`: a value JSON cannot say as Ansible holds it.
+fn make_marker(key: &str, text: &str) -> Value {
+    let mut m = Map::new();
+    m.insert(key.into(), Value::String(text.to_string()));
+    Value::Object(m)
+}
+
+/// The text a one-key marker object (`{KEY: text}`) holds, if `v` is that marker.
+fn marker<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    match v {
+        Value::Object(m) if m.len() == 1 => m.get(key).and_then(Value::as_str),
+        _ => None,
+    }
+}
+
 /// The key under which a number JSON here cannot hold (an integer past 64 bits, an
 /// infinity, NaN) is kept, as the text Python's `json` prints for it (`Infinity`).
 pub const NUMBER_KEY: &str = "__migfleet_number";
 
 pub(crate) fn wide_number(text: &str) -> Value {
-    let mut m = Map::new();
-    m.insert(NUMBER_KEY.into(), Value::String(text.to_string()));
-    Value::Object(m)
+    make_marker(NUMBER_KEY, text)
 }
 
 /// The text of a number kept by [`NUMBER_KEY`], if `v` is one.
 pub fn wide_number_text(v: &Value) -> Option<&str> {
-    match v {
-        Value::Object(m) if m.len() == 1 => m.get(NUMBER_KEY).and_then(Value::as_str),
-        _ => None,
-    }
+    marker(v, NUMBER_KEY)
 }
 
 /// The key under which a timestamp with a time is kept, in the ISO form
@@ -372,10 +382,7 @@ pub const DATETIME_KEY: &str = "__migfleet_datetime";
 
 /// The ISO text of a timestamp kept by [`DATETIME_KEY`], if `v` is one.
 pub fn datetime_text(v: &Value) -> Option<&str> {
-    match v {
-        Value::Object(m) if m.len() == 1 => m.get(DATETIME_KEY).and_then(Value::as_str),
-        _ => None,
-    }
+    marker(v, DATETIME_KEY)
 }
 
 /// The key under which `ansible-inventory --list` shows a `!vault` value.
@@ -383,10 +390,7 @@ pub const VAULT_KEY: &str = "__ansible_vault";
 
 /// The vault text of a `!vault` value, if `v` is one.
 pub fn vault_text(v: &Value) -> Option<&str> {
-    match v {
-        Value::Object(m) if m.len() == 1 => m.get(VAULT_KEY).and_then(Value::as_str),
-        _ => None,
-    }
+    marker(v, VAULT_KEY)
 }
 
 /// The key under which `ansible-inventory --list` shows an `!unsafe` value.
@@ -394,10 +398,7 @@ pub const UNSAFE_KEY: &str = "__ansible_unsafe";
 
 /// The string inside an `!unsafe` wrapper, if `v` is one.
 pub fn unsafe_text(v: &Value) -> Option<&str> {
-    match v {
-        Value::Object(m) if m.len() == 1 => m.get(UNSAFE_KEY).and_then(Value::as_str),
-        _ => None,
-    }
+    marker(v, UNSAFE_KEY)
 }
 
 impl Builder {
@@ -494,18 +495,10 @@ fn scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> Result<Value, St
     if let Some(t) = tag {
         let core = t.handle == "tag:yaml.org,2002:" || t.handle == "!!";
         return match (core, t.handle.as_str(), t.suffix.as_str()) {
-            (false, "!", "unsafe") => {
-                let mut m = Map::new();
-                m.insert(UNSAFE_KEY.into(), Value::String(text.to_string()));
-                Ok(Value::Object(m))
-            }
-            (false, "!", "vault") => {
-                // Kept encrypted, as `ansible-inventory --list` shows it; decrypted where
-                // it is used (templates, playbooks), with the run's vault passwords.
-                let mut m = Map::new();
-                m.insert(VAULT_KEY.into(), Value::String(text.to_string()));
-                Ok(Value::Object(m))
-            }
+            (false, "!", "unsafe") => Ok(make_marker(UNSAFE_KEY, text)),
+            // Kept encrypted, as `ansible-inventory --list` shows it; decrypted where it is
+            // used (templates, playbooks), with the run's vault passwords.
+            (false, "!", "vault") => Ok(make_marker(VAULT_KEY, text)),
             (true, _, "str") => Ok(Value::String(text.to_string())),
             (true, _, "null") => Ok(Value::Null),
             (true, _, "bool") => bool_of(text)
@@ -850,9 +843,7 @@ fn timestamp_of(t: &str) -> Option<Value> {
     if let Some(z) = zone {
         out.push_str(&z);
     }
-    let mut m = Map::new();
-    m.insert(DATETIME_KEY.into(), Value::String(out));
-    Some(Value::Object(m))
+    Some(make_marker(DATETIME_KEY, &out))
 }
 
 fn valid_date(y: u32, m: u32, d: u32) -> Option<()> {
