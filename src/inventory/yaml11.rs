@@ -116,9 +116,20 @@ fn pos_of(m: &Marker) -> Pos {
 
 /// A collection being built.
 enum Open {
-    Seq(Pos, usize, Vec<Node>),
+    Seq(Pos, usize, Vec<Node>, Shape),
     /// Pairs as parsed (merge keys still separate), the pending key.
-    Map(Pos, usize, Vec<(Node, Node)>, Option<Node>),
+    Map(Pos, usize, Vec<(Node, Node)>, Option<Node>, Shape),
+}
+
+/// What a collection's tag makes of it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// No tag, `!!map`, `!!seq`.
+    Plain,
+    /// `!!set {a, b}`: the keys, as a list (Ansible prints a set as one).
+    Set,
+    /// `!!omap` / `!!pairs` `[a: 1, b: 2]`: `[key, value]` pairs, as PyYAML builds them.
+    Pairs,
 }
 
 /// Nesting deeper than this is refused (as serde's YAML readers do), so that no document
@@ -172,8 +183,8 @@ impl Builder {
                 }
                 self.done = true;
             }
-            Some(Open::Seq(_, _, items)) => items.push(node),
-            Some(Open::Map(_, _, pairs, key)) => match key.take() {
+            Some(Open::Seq(_, _, items, _)) => items.push(node),
+            Some(Open::Map(_, _, pairs, key, _)) => match key.take() {
                 None => *key = Some(node),
                 Some(k) => pairs.push((k, node)),
             },
@@ -273,6 +284,31 @@ impl Builder {
             pos,
             value: NodeValue::Map(out),
         }
+    }
+}
+
+impl Builder {
+    /// `!!omap` / `!!pairs` items: each a one-pair mapping, made a `[key, value]` list.
+    fn pairs(&mut self, items: Vec<Node>) -> Vec<Node> {
+        let mut out = Vec::new();
+        for item in items {
+            match item.value {
+                NodeValue::Map(m) if m.len() == 1 => {
+                    let pos = item.pos;
+                    for (k, kp, v) in m {
+                        out.push(Node {
+                            pos,
+                            value: NodeValue::Seq(vec![string_node(k, kp), v]),
+                        });
+                    }
+                }
+                _ => self.fail(
+                    item.pos,
+                    "`!!omap` and `!!pairs` take a list of one-pair mappings".into(),
+                ),
+            }
+        }
+        out
     }
 }
 
@@ -433,21 +469,34 @@ impl Builder {
                 None => self.fail(pos, "an alias to an unknown anchor".into()),
             },
             Event::SequenceStart(anchor, tag) => {
-                if let Err(m) = collection_tag(tag.as_deref()) {
-                    self.fail(pos, m);
-                }
-                self.open(pos, Open::Seq(pos, anchor, Vec::new()));
+                let shape = match collection_tag(tag.as_deref(), false) {
+                    Ok(shape) => shape,
+                    Err(m) => {
+                        self.fail(pos, m);
+                        Shape::Plain
+                    }
+                };
+                self.open(pos, Open::Seq(pos, anchor, Vec::new(), shape));
             }
             Event::MappingStart(anchor, tag) => {
-                if let Err(m) = collection_tag(tag.as_deref()) {
-                    self.fail(pos, m);
-                }
-                self.open(pos, Open::Map(pos, anchor, Vec::new(), None));
+                let shape = match collection_tag(tag.as_deref(), true) {
+                    Ok(shape) => shape,
+                    Err(m) => {
+                        self.fail(pos, m);
+                        Shape::Plain
+                    }
+                };
+                self.open(pos, Open::Map(pos, anchor, Vec::new(), None, shape));
             }
             Event::SequenceEnd => {
-                if let Some(Open::Seq(p, anchor, items)) = self.stack.pop() {
+                if let Some(Open::Seq(p, anchor, items, shape)) = self.stack.pop() {
                     let size = self.sizes.pop().unwrap_or(0) + 1;
                     self.nodes -= size - 1;
+                    let items = if shape == Shape::Pairs {
+                        self.pairs(items)
+                    } else {
+                        items
+                    };
                     self.push_node(
                         Node {
                             pos: p,
@@ -459,10 +508,17 @@ impl Builder {
                 }
             }
             Event::MappingEnd => {
-                if let Some(Open::Map(p, anchor, pairs, _)) = self.stack.pop() {
+                if let Some(Open::Map(p, anchor, pairs, _, shape)) = self.stack.pop() {
                     let size = self.sizes.pop().unwrap_or(0) + 1;
                     self.nodes -= size - 1;
-                    let node = self.close_map(p, pairs);
+                    let mut node = self.close_map(p, pairs);
+                    if shape == Shape::Set
+                        && let NodeValue::Map(m) = node.value
+                    {
+                        node.value = NodeValue::Seq(
+                            m.into_iter().map(|(k, kp, _)| string_node(k, kp)).collect(),
+                        );
+                    }
                     self.push_node(node, anchor, size);
                 }
             }
@@ -476,14 +532,20 @@ fn tag_name(t: &Tag) -> String {
     format!("{}{}", t.handle, t.suffix)
 }
 
-fn collection_tag(tag: Option<&Tag>) -> Result<(), String> {
-    match tag {
-        None => Ok(()),
-        Some(t) if t.handle == "tag:yaml.org,2002:" && (t.suffix == "map" || t.suffix == "seq") => {
-            Ok(())
-        }
-        Some(t) if t.handle == "!!" && (t.suffix == "map" || t.suffix == "seq") => Ok(()),
-        Some(t) => Err(format!(
+/// What a tag on a mapping (`map` true) or a sequence makes of it: PyYAML's safe
+/// constructors for `!!map`, `!!seq`, `!!set`, `!!omap`, `!!pairs`.
+fn collection_tag(tag: Option<&Tag>, map: bool) -> Result<Shape, String> {
+    let Some(t) = tag else {
+        return Ok(Shape::Plain);
+    };
+    let core = t.handle == "tag:yaml.org,2002:" || t.handle == "!!";
+    match (core, t.suffix.as_str(), map) {
+        (true, "map", true) | (true, "seq", false) => Ok(Shape::Plain),
+        (true, "set", true) => Ok(Shape::Set),
+        (true, "omap" | "pairs", false) => Ok(Shape::Pairs),
+        (true, "map" | "set", false) => Err(format!("`{}` needs a mapping", tag_name(t))),
+        (true, "seq" | "omap" | "pairs", true) => Err(format!("`{}` needs a list", tag_name(t))),
+        _ => Err(format!(
             "tag `{}` on a mapping or list is not supported (Ansible's loader has no constructor for it)",
             tag_name(t)
         )),
@@ -927,6 +989,19 @@ mod tests {
         assert_eq!(v["c"], json!({"port": 2, "user": "a"}));
         assert_eq!(v["d"], json!({"port": 1, "user": "a"}));
         assert_eq!(v["e"], json!({"port": 2, "user": "a"}));
+    }
+
+    #[test]
+    fn sets_and_ordered_maps_are_built_as_pyyaml_builds_them() {
+        let doc = "s: !!set {gpu1, gpu2}\no: !!omap [a: 1, b: 2]\np: !!pairs [a: 1, a: 2]\n";
+        let v = parse(doc).unwrap().unwrap().to_json();
+        assert_eq!(v["s"], json!(["gpu1", "gpu2"]));
+        assert_eq!(v["o"], json!([["a", 1], ["b", 2]]));
+        assert_eq!(v["p"], json!([["a", 1], ["a", 2]]));
+        let e = parse("o: !!omap [a, b]\n").unwrap_err();
+        assert!(e.message.contains("one-pair mappings"), "{e:?}");
+        let e = parse("s: !!set [a]\n").unwrap_err();
+        assert!(e.message.contains("needs a mapping"), "{e:?}");
     }
 
     #[test]
