@@ -144,6 +144,8 @@ pub(crate) struct Group {
 pub(crate) struct Host {
     pub(crate) vars: Vars,
     pub(crate) origins: Origins,
+    /// The source file the host was first found in (Ansible's `inventory_file`).
+    pub(crate) source: Option<Arc<Path>>,
     /// Groups the host was added to directly.
     pub(crate) groups: IndexSet<String>,
 }
@@ -351,7 +353,10 @@ impl Inventory {
     /// Adds a host (if new, with `ansible_port` from a `host:port` shorthand) and optionally puts it in a group.
     pub(crate) fn add_host(&mut self, name: &str, group: Option<&str>, port: Option<u16>) {
         if !self.hosts.contains_key(name) {
-            let mut h = Host::default();
+            let mut h = Host {
+                source: self.parsing.clone(),
+                ..Host::default()
+            };
             if let Some(p) = port.filter(|p| *p != 0) {
                 h.vars.insert("ansible_port".into(), Value::from(p));
                 if let Some(f) = &self.parsing {

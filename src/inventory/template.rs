@@ -2,7 +2,7 @@
 //! `migfleet_*`, the vars playbooks see), lazily as Ansible's templar does: a variable is
 //! rendered when a template asks for it, with the host's own variables and Ansible's magic
 //! variables (`inventory_hostname`, `inventory_hostname_short`, `group_names`, `groups`,
-//! `hostvars`, `playbook_dir` is not one of them here). `!unsafe` values are never
+//! `hostvars`, `inventory_file`, `inventory_dir`; `playbook_dir` is not one of them here). `!unsafe` values are never
 //! rendered. A template that is one expression (`"{{ base_port + 1 }}"`) keeps its type,
 //! as ansible-core 2.19 does; anything else renders to a string.
 //!
@@ -184,6 +184,19 @@ impl World {
     pub fn new(inventory: &Inventory) -> Arc<World> {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        // Python's str/dict/list methods (`inventory_hostname.split('.')`, `d.items()`),
+        // which Jinja in Ansible has from Python itself.
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        // A value inside a longer template prints as Python's str() prints it.
+        env.set_formatter(|out, _state, value| {
+            let text = match to_json(value) {
+                Ok(Value::Null) => String::new(),
+                Ok(Value::String(s)) => s,
+                Ok(v) => py_repr(&v),
+                Err(_) => value.to_string(),
+            };
+            out.write_str(&text).map_err(Error::from)
+        });
         add_filters(&mut env);
         let mut groups = serde_json::Map::new();
         for g in inventory.group_names() {
@@ -246,6 +259,19 @@ impl HostScope {
                 jv(g)
             }
             "groups" => self.world.groups.clone(),
+            // The source the host was first found in, and its directory.
+            "inventory_file" | "inventory_dir" => {
+                let source = inv.hosts.get(&self.host).and_then(|h| h.source.clone());
+                match source {
+                    None => JValue::from(()),
+                    Some(f) if key == "inventory_file" => JValue::from(f.display().to_string()),
+                    Some(f) => JValue::from(
+                        f.parent()
+                            .map(|d| d.display().to_string())
+                            .unwrap_or_default(),
+                    ),
+                }
+            }
             "hostvars" => JValue::from_object(HostVars {
                 world: self.world.clone(),
                 cache: Mutex::new(HashMap::new()),
@@ -319,10 +345,10 @@ impl HostScope {
         let ctx = JValue::from_dyn_object(self.clone());
         let env = &self.world.env;
         // One expression and nothing else keeps its type (2.19's native results).
-        if let Some(expr) = single_expression(s) {
-            let compiled = env
-                .compile_expression(expr)
-                .map_err(|e| describe(&e, self))?;
+        // `{{ a }}{{ b }}` leaves `a }}{{ b`, which is no expression: a template then.
+        if let Some((expr, compiled)) =
+            single_expression(s).and_then(|e| Some((e, env.compile_expression(e).ok()?)))
+        {
             let v = compiled.eval(ctx).map_err(|e| describe(&e, self))?;
             if v.is_undefined() {
                 return Err(format!("`{expr}` is undefined"));
@@ -335,10 +361,11 @@ impl HostScope {
     }
 }
 
-/// The inner expression of `{{ expr }}` when the template is exactly that.
+/// What is between the outer `{{` and `}}`: the one expression the template is, if it
+/// compiles as one.
 fn single_expression(s: &str) -> Option<&str> {
     let inner = s.trim().strip_prefix("{{")?.strip_suffix("}}")?;
-    (!inner.contains("{{") && !inner.contains("}}") && !inner.contains("{%")).then(|| inner.trim())
+    Some(inner.trim())
 }
 
 fn describe(e: &Error, _scope: &HostScope) -> String {
@@ -395,6 +422,8 @@ impl Object for HostScope {
             "group_names",
             "groups",
             "hostvars",
+            "inventory_file",
+            "inventory_dir",
         ] {
             keys.push(JValue::from(m));
         }
@@ -518,9 +547,295 @@ fn add_filters(env: &mut Environment<'static>) {
         },
     );
     env.add_filter("to_json", |value: JValue| -> Result<String, Error> {
-        serde_json::to_string(&value)
-            .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))
+        python_json_dumps(&value, None)
     });
+    env.add_filter("to_nice_json", |value: JValue| -> Result<String, Error> {
+        python_json_dumps(&value, Some(4))
+    });
+    env.add_filter("from_json", |text: String| -> Result<JValue, Error> {
+        serde_json::from_str::<Value>(&text)
+            .map(jv)
+            .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("from_json: {e}")))
+    });
+    env.add_filter("dict2items", |value: JValue| -> Result<JValue, Error> {
+        let m: Map<String, Value> = serde_json::from_value(to_json(&value)?)
+            .map_err(|_| Error::new(ErrorKind::InvalidOperation, "dict2items needs a mapping"))?;
+        Ok(jv(m
+            .into_iter()
+            .map(|(k, v)| serde_json::json!({"key": k, "value": v}))
+            .collect::<Vec<_>>()))
+    });
+    env.add_filter("items2dict", |value: JValue| -> Result<JValue, Error> {
+        let items: Vec<Value> = serde_json::from_value(to_json(&value)?).map_err(|_| {
+            Error::new(
+                ErrorKind::InvalidOperation,
+                "items2dict needs a list of {key, value}",
+            )
+        })?;
+        let mut out = Map::new();
+        for i in items {
+            match (i.get("key"), i.get("value")) {
+                (Some(Value::String(k)), Some(v)) => {
+                    out.insert(k.clone(), v.clone());
+                }
+                _ => {
+                    return Err(Error::new(
+                        ErrorKind::InvalidOperation,
+                        "items2dict needs a list of {key, value}",
+                    ));
+                }
+            }
+        }
+        Ok(jv(out))
+    });
+    env.add_filter(
+        "combine",
+        |base: JValue,
+         rest: minijinja::value::Rest<JValue>,
+         kwargs: minijinja::value::Kwargs|
+         -> Result<JValue, Error> {
+            let recursive: Option<bool> = kwargs.get("recursive")?;
+            kwargs.assert_all_used()?;
+            let mut out = to_json(&base)?;
+            for other in rest.iter() {
+                combine(&mut out, to_json(other)?, recursive.unwrap_or(false));
+            }
+            Ok(jv(out))
+        },
+    );
+    env.add_filter("b64encode", |value: String| -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(value.as_bytes())
+    });
+    env.add_filter("b64decode", |value: String| -> Result<String, Error> {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(value.trim())
+            .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("b64decode: {e}")))?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    });
+    env.add_filter(
+        "regex_findall",
+        |value: String, pattern: String| -> Result<Vec<String>, Error> {
+            Ok(regex(&pattern)?
+                .find_iter(&value)
+                .map(|m| m.as_str().to_string())
+                .collect())
+        },
+    );
+    env.add_filter("flatten", |value: JValue| -> Result<JValue, Error> {
+        fn flat(v: Value, out: &mut Vec<Value>) {
+            match v {
+                Value::Array(items) => items.into_iter().for_each(|i| flat(i, out)),
+                other => out.push(other),
+            }
+        }
+        let mut out = Vec::new();
+        flat(to_json(&value)?, &mut out);
+        Ok(jv(out))
+    });
+    // Set filters, keeping the first list's order as Ansible's do.
+    fn set_op(a: &JValue, b: &JValue, keep: fn(bool, bool) -> bool) -> Result<JValue, Error> {
+        let (Value::Array(a), Value::Array(b)) = (to_json(a)?, to_json(b)?) else {
+            return Err(Error::new(ErrorKind::InvalidOperation, "needs two lists"));
+        };
+        let mut out: Vec<Value> = Vec::new();
+        for v in a.iter().chain(b.iter()) {
+            if keep(a.contains(v), b.contains(v)) && !out.contains(v) {
+                out.push(v.clone());
+            }
+        }
+        Ok(jv(out))
+    }
+    env.add_filter("union", |a: JValue, b: JValue| set_op(&a, &b, |_, _| true));
+    env.add_filter("intersect", |a: JValue, b: JValue| {
+        set_op(&a, &b, |x, y| x && y)
+    });
+    env.add_filter("difference", |a: JValue, b: JValue| {
+        set_op(&a, &b, |x, y| x && !y)
+    });
+    env.add_filter("symmetric_difference", |a: JValue, b: JValue| {
+        set_op(&a, &b, |x, y| x != y)
+    });
+    env.add_filter(
+        "mandatory",
+        |value: JValue, msg: Option<String>| -> Result<JValue, Error> {
+            if value.is_undefined() {
+                return Err(Error::new(
+                    ErrorKind::UndefinedError,
+                    msg.unwrap_or_else(|| "a mandatory variable is not defined".into()),
+                ));
+            }
+            Ok(value)
+        },
+    );
+    // Ansible's regex tests: `match` anchors at the start, `search` anywhere.
+    env.add_test(
+        "match",
+        |value: String, pattern: String| -> Result<bool, Error> {
+            Ok(regex(&format!("^(?:{pattern})"))?.is_match(&value))
+        },
+    );
+    env.add_test(
+        "search",
+        |value: String, pattern: String| -> Result<bool, Error> {
+            Ok(regex(&pattern)?.is_match(&value))
+        },
+    );
+    env.add_test(
+        "regex",
+        |value: String, pattern: String| -> Result<bool, Error> {
+            Ok(regex(&pattern)?.is_match(&value))
+        },
+    );
+    // Only the `env` lookup: inventories read the controller's environment with it; the
+    // others read files or run commands, which a template here never does.
+    env.add_function(
+        "lookup",
+        |kind: String, name: String, kwargs: minijinja::value::Kwargs| -> Result<JValue, Error> {
+            let default: Option<JValue> = kwargs.get("default")?;
+            kwargs.assert_all_used()?;
+            if kind != "env" {
+                return Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!(
+                        "lookup('{kind}', ...) is not supported here (only lookup('env', NAME))"
+                    ),
+                ));
+            }
+            Ok(match std::env::var(&name) {
+                Ok(v) => JValue::from(v),
+                Err(_) => default.unwrap_or_else(|| JValue::from("")),
+            })
+        },
+    );
+}
+
+/// Python's `repr()` of a value (`str()` for everything but strings, which it quotes):
+/// `True`, `None`, `['a', 1]`, `{'k': 2.5}`.
+fn py_repr(v: &Value) -> String {
+    match v {
+        Value::Null => "None".into(),
+        Value::Bool(b) => if *b { "True" } else { "False" }.into(),
+        Value::Number(_) => super::python_json(v),
+        Value::String(s) => {
+            let quote = if s.contains('\'') && !s.contains('"') {
+                '"'
+            } else {
+                '\''
+            };
+            let mut out = String::from(quote);
+            for c in s.chars() {
+                match c {
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    '\t' => out.push_str("\\t"),
+                    c if c == quote => {
+                        out.push('\\');
+                        out.push(c);
+                    }
+                    c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                        out.push_str(&format!("\\x{:02x}", c as u32));
+                    }
+                    c => out.push(c),
+                }
+            }
+            out.push(quote);
+            out
+        }
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(py_repr).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Object(m) => format!(
+            "{{{}}}",
+            m.iter()
+                .map(|(k, v)| format!("{}: {}", py_repr(&Value::String(k.clone())), py_repr(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+fn to_json(v: &JValue) -> Result<Value, Error> {
+    serde_json::to_value(v).map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))
+}
+
+/// `combine`: `b`'s keys over `a`'s, nested mappings merged too when `recursive`.
+fn combine(a: &mut Value, b: Value, recursive: bool) {
+    match (a, b) {
+        (Value::Object(am), Value::Object(bm)) => {
+            for (k, bv) in bm {
+                match am.get_mut(&k) {
+                    Some(av) if recursive && av.is_object() && bv.is_object() => {
+                        combine(av, bv, true)
+                    }
+                    _ => {
+                        am.insert(k, bv);
+                    }
+                }
+            }
+        }
+        (a, b) => *a = b,
+    }
+}
+
+/// Python's `json.dumps` as Ansible's `to_json` calls it: `", "` and `": "` separators,
+/// keys in order, non-ASCII as `\uXXXX`; with an indent, `to_nice_json`'s layout
+/// (sorted keys).
+fn python_json_dumps(v: &JValue, indent: Option<usize>) -> Result<String, Error> {
+    let value = to_json(v)?;
+    if indent.is_some() {
+        return Ok(ascii_only(&super::python_json(&value)));
+    }
+    fn compact(v: &Value, out: &mut String) {
+        match v {
+            Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    compact(item, out);
+                }
+                out.push(']');
+            }
+            Value::Object(m) => {
+                out.push('{');
+                for (i, (k, item)) in m.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    out.push_str(&serde_json::to_string(k).unwrap_or_default());
+                    out.push_str(": ");
+                    compact(item, out);
+                }
+                out.push('}');
+            }
+            other => out.push_str(&super::python_json(other)),
+        }
+    }
+    let mut out = String::new();
+    compact(&value, &mut out);
+    Ok(ascii_only(&out))
+}
+
+/// JSON text with every non-ASCII character escaped (`ensure_ascii`): only strings hold
+/// them, so the whole text can be rewritten.
+fn ascii_only(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -577,6 +892,70 @@ all:
         assert_eq!(v["window"], json!("2024-06-01 04:30:00"));
         assert_eq!(v["window_text"], json!("2024-06-01 04:30:00 UTC"));
         assert_eq!(v["ceiling"], json!("inf"));
+    }
+
+    /// Expected values are what ansible-core 2.19.14 printed for the same templates.
+    #[test]
+    fn ansible_filters_tests_and_python_methods_render_as_in_ansible() {
+        let i = inv(r#"
+all:
+  vars:
+    ports: [8080, 9090]
+    labels: {zone: a, tier: gold}
+    site: "Zürich"
+    f1: "{{ labels | dict2items | map(attribute='key') | join(',') }}"
+    f2: "{{ labels | to_json }}"
+    f3: "{{ {'z': site, 'a': [1, 2.5, none, true]} | to_json }}"
+    f4: "{{ {'z': 1, 'a': {'b': 2}} | to_nice_json }}"
+    f5: "{{ labels | combine({'tier': 'silver', 'extra': 1}) }}"
+    f6: "{{ {'a': {'x': 1}} | combine({'a': {'y': 2}}, recursive=true) }}"
+    f7: "{{ 'abc' | b64encode }}|{{ 'YWJj' | b64decode }}"
+    f8: "{{ [1, [2, [3]]] | flatten }}"
+    f9: "{{ [1, 2, 3] | difference([2]) }}|{{ [1, 2] | union([2, 3]) }}|{{ [1, 2] | intersect([2, 3]) }}"
+    f10: "{{ inventory_hostname is match('gpu') }}|{{ 'xab' is match('ab') }}|{{ 'xab' is search('ab') }}"
+    f11: "{{ inventory_hostname.split('.')[0] }}|{{ labels.keys() | list | sort }}|{{ 'ab'.upper() }}"
+    f12: "{{ 'a1b22' | regex_findall('[0-9]+') }}"
+    f13: "{{ [{'key': 'k', 'value': 1}] | items2dict }}"
+    f14: "{{ inventory_file | basename }}|{{ inventory_dir == (inventory_file | dirname) }}"
+    f15: "{{ lookup('env', 'MIGFLEET_SURELY_UNSET_VAR') | default('fallback', true) }}"
+    f16: "{{ labels }}|{{ none }}|{{ 2.50 }}|{{ ['a\"b', 'n\nl', 'Zü'] }}|{{ 1e20 }}|{{ {'a': none} }}"
+  hosts:
+    gpu01.example.com:
+"#);
+        let v = rendered(&i, "gpu01.example.com").unwrap();
+        assert_eq!(
+            v["f1"],
+            json!("zone,tier"),
+            "insertion order, as Python's dicts"
+        );
+        assert_eq!(v["f2"], json!(r#"{"zone": "a", "tier": "gold"}"#));
+        assert_eq!(
+            v["f3"],
+            json!(r#"{"z": "Z\u00fcrich", "a": [1, 2.5, null, true]}"#)
+        );
+        assert_eq!(
+            v["f4"],
+            json!("{\n    \"a\": {\n        \"b\": 2\n    },\n    \"z\": 1\n}")
+        );
+        assert_eq!(v["f5"], json!({"zone": "a", "tier": "silver", "extra": 1}));
+        assert_eq!(v["f6"], json!({"a": {"x": 1, "y": 2}}));
+        assert_eq!(v["f7"], json!("YWJj|abc"));
+        assert_eq!(v["f8"], json!([1, 2, 3]));
+        assert_eq!(v["f9"], json!("[1, 3]|[1, 2, 3]|[2]"));
+        assert_eq!(
+            v["f10"],
+            json!("True|False|True"),
+            "Python's str() of a bool"
+        );
+        assert_eq!(v["f11"], json!("gpu01|['tier', 'zone']|AB"));
+        assert_eq!(
+            v["f16"],
+            json!(r#"{'zone': 'a', 'tier': 'gold'}||2.5|['a"b', 'n\nl', 'Zü']|1e+20|{'a': None}"#)
+        );
+        assert_eq!(v["f12"], json!(["1", "22"]));
+        assert_eq!(v["f13"], json!({"k": 1}));
+        assert!(v["f14"].as_str().unwrap().ends_with(".yml|True"), "{v:?}");
+        assert_eq!(v["f15"], json!("fallback"));
     }
 
     #[test]
