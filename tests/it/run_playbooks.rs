@@ -984,8 +984,8 @@ fn inventory_templates_render_where_the_values_are_used() {
 }
 
 /// A target reached through a bastion: `ProxyJump` from ssh_config (`-F`), from
-/// ansible.cfg's `ssh_common_args`, from `ansible_ssh_common_args`, and from
-/// `~/.ssh/config` alone (an inventory of bare host
+/// ansible.cfg's `ssh_common_args`, from `ansible_ssh_common_args` (one hop and two),
+/// and from `~/.ssh/config` alone (an inventory of bare host
 /// names), each hop's host key checked against known_hosts. The bastion's sshd logs each
 /// forwarded channel to the target, and with the bastion down the target is unreachable.
 #[test]
@@ -1106,6 +1106,41 @@ fn targets_are_reached_through_a_bastion() {
         r.stdout.contains("jump host") && r.stdout.contains("not in"),
         "{}",
         r.shown
+    );
+    // Two hops (`-J outer,inner`): the outer bastion forwards to the inner one, which
+    // forwards to the target; each hop's key is checked.
+    let mut outer = TestHost::start("outer");
+    outer.restart_with_log_level("DEBUG1");
+    let kh2 = write_known_hosts(
+        &lab.hosts[0].dir().join("known_hosts_three"),
+        [&lab.hosts[0], &bastion, &outer].into_iter(),
+    )
+    .display()
+    .to_string();
+    let one_hop = format!("-o ProxyJump=root@{}:{}", bastion.address, bastion.port);
+    let two_hops = format!(
+        "-J root@{}:{},root@{}:{}",
+        outer.address, outer.port, bastion.address, bastion.port
+    );
+    lab.edit_inventory(|t| t.replace(&one_hop, &two_hops));
+    let forwards = bastion.log().matches(&forwarded).count();
+    let r = crate::support::migfleet(&[
+        "run",
+        "playbooks/demo.lua",
+        "-i",
+        &inv,
+        "--known-hosts",
+        &kh2,
+        "--private-key",
+        &key,
+    ]);
+    assert_eq!(r.code, 0, "{}", r.shown);
+    let to_inner = format!("target {} port {}", bastion.address, bastion.port);
+    assert!(outer.log().contains(&to_inner), "{}", outer.log());
+    assert!(
+        bastion.log().matches(&forwarded).count() > forwards,
+        "{}",
+        bastion.log()
     );
     // As most users have it: nothing but host names in the inventory, and ~/.ssh/config
     // saying how to reach them (address, port, user, key, the bastion), ~/.ssh/known_hosts
