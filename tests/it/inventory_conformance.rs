@@ -9,6 +9,8 @@ struct Case {
     sources: Vec<PathBuf>,
     graphs: Vec<String>,
     patterns: Vec<String>,
+    /// `vault-password-file:` lines, for cases with vault-encrypted files.
+    vault_password_files: Vec<PathBuf>,
 }
 
 fn cases_root() -> PathBuf {
@@ -22,10 +24,13 @@ fn read_case(dir: &Path) -> Case {
         sources: vec![],
         graphs: vec![],
         patterns: vec![],
+        vault_password_files: vec![],
     };
     for line in text.lines() {
         if let Some(s) = line.strip_prefix("source:") {
             c.sources.push(dir.join(s.trim()));
+        } else if let Some(f) = line.strip_prefix("vault-password-file:") {
+            c.vault_password_files.push(dir.join(f.trim()));
         } else if let Some(g) = line.strip_prefix("graph:") {
             c.graphs.push(g.trim().to_string());
         } else if let Some(p) = line.strip_prefix("pattern:") {
@@ -51,7 +56,10 @@ fn all_cases() -> Vec<Case> {
 }
 
 fn load(case: &Case) -> Inventory {
-    Inventory::load(&case.sources).unwrap_or_else(|e| panic!("{}: {e}", case.dir.display()))
+    let secrets =
+        migfleet::inventory::vault::load_secrets(&[], &case.vault_password_files).unwrap();
+    Inventory::load_vaulted(&case.sources, Default::default(), secrets)
+        .unwrap_or_else(|e| panic!("{}: {e}", case.dir.display()))
 }
 
 #[test]

@@ -5,6 +5,7 @@
 #
 # case.txt lines:  source: PATH   (an -i source, relative to the case dir; repeatable, in order)
 #                  graph: GROUP   (also record `--graph GROUP` into out/graph-GROUP.txt)
+#                  vault-password-file: PATH   (passed on, relative to the case dir)
 #                  pattern: PAT   (record `ansible PAT --list-hosts` into out/hosts-N.txt, N = 1-based pattern index;
 #                                  comma-separated terms starting with @ are passed as `--limit @FILE`)
 set -euo pipefail
@@ -27,6 +28,7 @@ for case in "$@"; do
   while IFS= read -r line; do
     case "$line" in
       source:*) args+=(-i "$dir/$(echo "${line#source:}" | xargs)") ;;
+      vault-password-file:*) args+=(--vault-password-file "$dir/$(echo "${line#vault-password-file:}" | xargs)") ;;
       graph:*) graphs+=("$(echo "${line#graph:}" | xargs)") ;;
       pattern:*) p="${line#pattern:}"; p="${p# }"; patterns+=("$p") ;;
     esac
