@@ -1107,6 +1107,29 @@ fn targets_are_reached_through_a_bastion() {
         "{}",
         r.shown
     );
+    // And the target's own key, reached through the bastion, is checked too.
+    let only_bastion = write_known_hosts(
+        &lab.hosts[0].dir().join("known_hosts_bastion"),
+        [&bastion].into_iter(),
+    );
+    let r = crate::support::migfleet(&[
+        "run",
+        "playbooks/demo.lua",
+        "-i",
+        &inv,
+        "--known-hosts",
+        &only_bastion.display().to_string(),
+        "--private-key",
+        &key,
+    ]);
+    assert_ne!(r.code, 0, "{}", r.shown);
+    assert!(
+        r.stdout.contains(&lab.hosts[0].tag)
+            && r.stdout.contains("not in")
+            && !r.stdout.contains("jump host"),
+        "{}",
+        r.shown
+    );
     // Two hops (`-J outer,inner`): the outer bastion forwards to the inner one, which
     // forwards to the target; each hop's key is checked.
     let mut outer = TestHost::start("outer");
