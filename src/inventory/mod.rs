@@ -26,8 +26,40 @@ pub use list::python_json;
 /// Variables of one host or group.
 pub type Vars = Map<String, Value>;
 
-/// Which file set each variable of one group, host or vars file (for messages).
-pub(crate) type Origins = HashMap<String, Arc<Path>>;
+/// Which file set each variable of one group, host or vars file (for messages): the
+/// first file, and only for a variable another file set, that file. Most hosts and
+/// groups have all their variables from one file, so this costs them no allocation.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Origins {
+    pub(crate) first: Option<Arc<Path>>,
+    others: Vec<Set>,
+}
+
+/// A variable and the file that set it.
+type Set = (String, Arc<Path>);
+
+impl Origins {
+    /// `key` was set (last) by `file`.
+    pub(crate) fn record(&mut self, key: &str, file: &Arc<Path>) {
+        let first = self.first.get_or_insert_with(|| file.clone());
+        let same = Arc::ptr_eq(first, file) || **first == **file;
+        if !self.others.is_empty() {
+            self.others.retain(|(k, _)| k != key);
+        }
+        if !same {
+            self.others.push((key.to_string(), file.clone()));
+        }
+    }
+
+    /// The file that set `key` (when it is one of these variables).
+    pub(crate) fn of(&self, key: &str) -> Option<&Path> {
+        self.others
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, f)| &**f)
+            .or(self.first.as_deref())
+    }
+}
 
 /// How much an inventory may ask of the controller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,9 +175,9 @@ pub(crate) struct Group {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Host {
     pub(crate) vars: Vars,
+    /// Its `first` file is the source the host was first found in (Ansible's
+    /// `inventory_file`).
     pub(crate) origins: Origins,
-    /// The source file the host was first found in (Ansible's `inventory_file`).
-    pub(crate) source: Option<Arc<Path>>,
     /// Groups the host was added to directly.
     pub(crate) groups: IndexSet<String>,
 }
@@ -354,13 +386,16 @@ impl Inventory {
     pub(crate) fn add_host(&mut self, name: &str, group: Option<&str>, port: Option<u16>) {
         if !self.hosts.contains_key(name) {
             let mut h = Host {
-                source: self.parsing.clone(),
+                origins: Origins {
+                    first: self.parsing.clone(),
+                    ..Origins::default()
+                },
                 ..Host::default()
             };
             if let Some(p) = port.filter(|p| *p != 0) {
                 h.vars.insert("ansible_port".into(), Value::from(p));
                 if let Some(f) = &self.parsing {
-                    h.origins.insert("ansible_port".into(), f.clone());
+                    h.origins.record("ansible_port", f);
                 }
             }
             self.hosts.insert(name.to_string(), h);
@@ -467,7 +502,7 @@ impl Inventory {
         } else {
             g.vars.insert(key.to_string(), value);
             if let Some(f) = &self.parsing {
-                g.origins.insert(key.to_string(), f.clone());
+                g.origins.record(key, f);
             }
         }
         Ok(())
@@ -477,7 +512,7 @@ impl Inventory {
         if let Some(h) = self.hosts.get_mut(host) {
             h.vars.insert(key.to_string(), value);
             if let Some(f) = &self.parsing {
-                h.origins.insert(key.to_string(), f.clone());
+                h.origins.record(key, f);
             }
         }
     }
@@ -784,5 +819,27 @@ fn priority_value(v: &Value) -> Option<i64> {
         Value::Bool(b) => Some(i64::from(*b)),
         Value::String(s) => s.trim().replace('_', "").parse().ok(),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_name_the_file_that_set_each_variable_last() {
+        let a: Arc<Path> = Arc::from(Path::new("/inv/a.yml"));
+        let b: Arc<Path> = Arc::from(Path::new("/inv/b.ini"));
+        let mut o = Origins::default();
+        o.record("x", &a);
+        o.record("y", &a);
+        assert!(o.others.is_empty(), "one file costs no list");
+        o.record("y", &b);
+        assert_eq!(o.of("x"), Some(&*a));
+        assert_eq!(o.of("y"), Some(&*b));
+        // Set again by the first file: that one wins again.
+        o.record("y", &a);
+        assert_eq!(o.of("y"), Some(&*a));
+        assert!(o.others.is_empty());
     }
 }

@@ -261,7 +261,10 @@ impl HostScope {
             "groups" => self.world.groups.clone(),
             // The source the host was first found in, and its directory.
             "inventory_file" | "inventory_dir" => {
-                let source = inv.hosts.get(&self.host).and_then(|h| h.source.clone());
+                let source = inv
+                    .hosts
+                    .get(&self.host)
+                    .and_then(|h| h.origins.first.clone());
                 match source {
                     None => JValue::from(()),
                     Some(f) if key == "inventory_file" => JValue::from(f.display().to_string()),

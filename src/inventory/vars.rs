@@ -117,7 +117,7 @@ fn load_entity(
         if let Some(v) = load_vars_file(&f, vault)? {
             let file: Arc<Path> = Arc::from(f.as_path());
             for (k, val) in v {
-                out.origins.insert(k.clone(), file.clone());
+                out.origins.record(&k, &file);
                 out.vars.insert(k, val);
             }
         }
@@ -265,6 +265,5 @@ pub(crate) fn origin<'a>(inv: &'a Inventory, host: &str, var: &str) -> Option<&'
         .into_iter()
         .rev()
         .find(|(vars, _)| vars.contains_key(var))
-        .and_then(|(_, origins)| origins.get(var))
-        .map(|p| &**p)
+        .and_then(|(_, origins)| origins.of(var))
 }
