@@ -1086,21 +1086,25 @@ fn targets_are_reached_through_a_bastion() {
         "no new forwarding to the target in: {}",
         bastion.log()
     );
+    // Runs with another known_hosts file (the inventory's SSH arguments name the hop).
+    let run_kh = |known: &std::path::Path| {
+        crate::support::migfleet(&[
+            "run",
+            "playbooks/demo.lua",
+            "-i",
+            &inv,
+            "--known-hosts",
+            &known.display().to_string(),
+            "--private-key",
+            &key,
+        ])
+    };
     // The bastion's own key is checked: with known_hosts lacking it, nothing connects.
     let only_target = write_known_hosts(
         &lab.hosts[0].dir().join("known_hosts_target"),
         [&lab.hosts[0]].into_iter(),
     );
-    let r = crate::support::migfleet(&[
-        "run",
-        "playbooks/demo.lua",
-        "-i",
-        &inv,
-        "--known-hosts",
-        &only_target.display().to_string(),
-        "--private-key",
-        &key,
-    ]);
+    let r = run_kh(&only_target);
     assert_ne!(r.code, 0, "{}", r.shown);
     assert!(
         r.stdout.contains("jump host") && r.stdout.contains("not in"),
@@ -1112,16 +1116,7 @@ fn targets_are_reached_through_a_bastion() {
         &lab.hosts[0].dir().join("known_hosts_bastion"),
         [&bastion].into_iter(),
     );
-    let r = crate::support::migfleet(&[
-        "run",
-        "playbooks/demo.lua",
-        "-i",
-        &inv,
-        "--known-hosts",
-        &only_bastion.display().to_string(),
-        "--private-key",
-        &key,
-    ]);
+    let r = run_kh(&only_bastion);
     assert_ne!(r.code, 0, "{}", r.shown);
     assert!(
         r.stdout.contains(&lab.hosts[0].tag)
@@ -1137,9 +1132,7 @@ fn targets_are_reached_through_a_bastion() {
     let kh2 = write_known_hosts(
         &lab.hosts[0].dir().join("known_hosts_three"),
         [&lab.hosts[0], &bastion, &outer].into_iter(),
-    )
-    .display()
-    .to_string();
+    );
     let one_hop = format!("-o ProxyJump=root@{}:{}", bastion.address, bastion.port);
     let two_hops = format!(
         "-J root@{}:{},root@{}:{}",
@@ -1147,16 +1140,7 @@ fn targets_are_reached_through_a_bastion() {
     );
     lab.edit_inventory(|t| t.replace(&one_hop, &two_hops));
     let forwards = bastion.log().matches(&forwarded).count();
-    let r = crate::support::migfleet(&[
-        "run",
-        "playbooks/demo.lua",
-        "-i",
-        &inv,
-        "--known-hosts",
-        &kh2,
-        "--private-key",
-        &key,
-    ]);
+    let r = run_kh(&kh2);
     assert_eq!(r.code, 0, "{}", r.shown);
     let to_inner = format!("target {} port {}", bastion.address, bastion.port);
     assert!(outer.log().contains(&to_inner), "{}", outer.log());
