@@ -134,7 +134,7 @@ pub fn plain_value(v: &mut Value, vault: &Secrets) -> Result<(), String> {
         return Ok(());
     }
     if let Some(text) = yaml11::vault_text(v) {
-        *v = Value::String(vault.decrypt(text)?);
+        *v = Value::String(vault.decrypt_cached(text)?);
         return Ok(());
     }
     if let Some(n) = plain_python(v) {
@@ -324,7 +324,12 @@ impl HostScope {
             return Ok(n);
         }
         if let Some(text) = yaml11::vault_text(v) {
-            return self.world.inventory.vault.decrypt(text).map(Value::String);
+            return self
+                .world
+                .inventory
+                .vault
+                .decrypt_cached(text)
+                .map(Value::String);
         }
         match v {
             Value::String(s) if is_template(s) => self.render_str(s),

@@ -12,8 +12,9 @@
 use aes::cipher::{KeyIvInit, StreamCipher};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// How every vault text starts.
 pub const HEADER: &str = "$ANSIBLE_VAULT;";
@@ -117,15 +118,31 @@ fn trim_newlines(b: &[u8]) -> &[u8] {
 /// The vault passwords of a run (none: vaulted values stay encrypted, and fail only when
 /// something uses them).
 #[derive(Clone, Debug, Default)]
-pub struct Secrets(Arc<Vec<Secret>>);
+pub struct Secrets(Arc<Vec<Secret>>, Arc<Mutex<Decrypted>>);
+
+/// Each vault text's plaintext (or why it has none), as [`Secrets::decrypt_cached`] found.
+type Decrypted = HashMap<String, Result<String, String>>;
 
 impl Secrets {
     pub fn new(secrets: Vec<Secret>) -> Secrets {
-        Secrets(Arc::new(secrets))
+        Secrets(Arc::new(secrets), Default::default())
     }
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// [`Secrets::decrypt`], once per distinct text: a `!vault` value in group vars is
+    /// used by every host of the group, and each try costs 10,000 PBKDF2 rounds.
+    pub fn decrypt_cached(&self, text: &str) -> Result<String, String> {
+        if let Some(r) = self.1.lock().ok().and_then(|c| c.get(text).cloned()) {
+            return r;
+        }
+        let r = self.decrypt(text);
+        if let Ok(mut c) = self.1.lock() {
+            c.insert(text.to_string(), r.clone());
+        }
+        r
     }
 
     /// Decrypts a vault text: the secrets whose label the text names first, then the rest.
@@ -280,6 +297,12 @@ mod tests {
             Secret::new(None, "s3cret-pass", "second"),
         ]);
         assert_eq!(s.decrypt(VALUE).unwrap(), "hunter2");
+        assert_eq!(s.decrypt_cached(VALUE).unwrap(), "hunter2");
+        assert_eq!(
+            s.decrypt_cached(VALUE).unwrap(),
+            "hunter2",
+            "from the cache"
+        );
         let wrong = Secrets::new(vec![Secret::new(None, "nope", "pw.txt")]);
         let e = wrong.decrypt(VALUE).unwrap_err();
         assert!(e.contains("tried pw.txt"), "{e}");
